@@ -1,0 +1,78 @@
+// The KV-cache policy interface. A policy is a small unit with one job, like a kvpress "press":
+// look at scores, then plan which cache slots survive and which are merged. Applying the plan
+// (on the CPU or on the GPU) is the cache store's job, not the policy's.
+
+/**
+ * The plan for one layer: `assign[j]` is the new slot of old cache entry j, or -1 to evict it.
+ * New slots are 0..max(assign), in order (assign is non-decreasing over the kept entries).
+ * Several old entries with the same slot are merged by the plain mean of their keys and of
+ * their values (fp32 accumulation). A slot with exactly one source is a plain gather.
+ */
+export type LayerAssign = Int32Array;
+
+/** A plan for every layer, or null when the cache stays as it is. All layers end at one length. */
+export type CachePlan = LayerAssign[] | null;
+
+export interface PolicyOptions {
+  /** Fraction of the KV cache that is KEPT, 0 < keepRatio <= 1 (the reference code's `ratio` is 1 - keepRatio). */
+  keepRatio: number;
+  /** Always-kept prefix (attention sinks / instruction start). */
+  startSize?: number;
+  /** Elastic decode stage: eviction index P = kept prompt length + distance. */
+  distance?: number;
+  /** Sink tokens for streaming. */
+  sinkSize?: number;
+  /** H2O: share of the budget given to heavy hitters (the rest is the recent window). */
+  heavyShare?: number;
+  /** Elastic: reproduce the released code's selection bug (ranks used as indices, missing start offset). */
+  literal?: boolean;
+}
+
+export interface PrefillContext {
+  /** Cache length per layer right now (all equal), after this prefill's entries were appended. */
+  cacheLength: number;
+  /** Entries this prefill appended at the end of the cache (the whole prompt on the first turn). */
+  newEntries: number;
+  /** Tokens seen so far, prompt tokens of every turn plus generated tokens, uncompressed. */
+  tokensSeen: number;
+  /**
+   * Per layer, the head-averaged attention mass of this prefill's queries over every cache entry
+   * (column sums), length cacheLength; null when the decoder gives no scores.
+   */
+  scores: Float32Array[] | null;
+}
+
+export interface StepContext {
+  /** Cache length per layer after this step's entry was appended. */
+  cacheLength: number;
+  tokensSeen: number;
+  /** Per layer, this step's head-averaged attention row over every cache entry; null without scores. */
+  scores: Float32Array[] | null;
+}
+
+export interface CachePolicy {
+  readonly name: string;
+  /** Whether this policy needs the decoder's attention-importance outputs. */
+  readonly needsScores: boolean;
+  /** After a prompt (first turn or follow-up) was prefilled. */
+  afterPrefill(ctx: PrefillContext): CachePlan;
+  /** After one decode step appended one entry. */
+  afterStep(ctx: StepContext): CachePlan;
+}
+
+/** What the cache did, reported after every step (UI live view, CLI --json). */
+export interface CacheStats {
+  policy: string;
+  keepRatio: number;
+  tokensSeen: number;
+  /** k x tokensSeen, rounded as the policies round it. */
+  budget: number;
+  perLayerLength: number[];
+  /** Bytes held by the kept keys and values. */
+  bytes: number;
+  /** Bytes a full cache would hold for the same tokens. */
+  fullBytes: number;
+  merged: number;
+  evicted: number;
+  location: 'cpu' | 'gpu';
+}
