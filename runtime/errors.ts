@@ -1,0 +1,28 @@
+// Errors the user can act on carry `kind: 'bad-input'`; everything else is an internal failure.
+// The CLI maps them to exit codes 2 and 1, the worker to the protocol's error codes.
+
+export class BadInputError extends Error {
+  readonly kind = 'bad-input' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'BadInputError';
+  }
+}
+
+export class CancelledError extends Error {
+  readonly kind = 'cancelled' as const;
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+export function isBadInput(e: unknown): e is BadInputError {
+  return e instanceof BadInputError || (typeof e === 'object' && e !== null && (e as { kind?: string }).kind === 'bad-input');
+}
+
+/** One line, no stack: what the user sees. */
+export function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0].trim() || 'unknown error';
+}

@@ -1,0 +1,207 @@
+// Idefics3 image preprocessing with sharp (libvips): decode, RGB, resize to the configured longest edge, resize to
+// multiples of the tile size, split into tiles plus a global image, rescale and normalize. The resize chain mirrors
+// the Python processor step by step (each step resamples 8-bit RGB, as PIL does); libvips' lanczos3 differs from
+// PIL's LANCZOS by a few 8-bit levels, which the preprocessing parity test bounds.
+import { readFile, lstat, realpath } from 'node:fs/promises';
+import sharp from 'sharp';
+import { BadInputError } from '../errors.js';
+import type { ImageProcessorConfig } from './modelFolder.js';
+
+/** Decompression-bomb guard: refuse images whose header claims more pixels than this, before decoding. */
+export const MAX_INPUT_PIXELS = 40_000_000;
+/** Files larger than this are refused before they are read. */
+export const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
+/** The Python processor's absolute maximum edge (MAX_IMAGE_SIZE). */
+const MAX_EDGE = 4096;
+
+export interface Rgb {
+  data: Buffer;
+  width: number;
+  height: number;
+}
+
+export interface Preprocessed {
+  /** float32 [1, numImages, 3, tile, tile] */
+  pixelValues: Float32Array;
+  /** bool as uint8 [1, numImages, tile, tile] */
+  pixelMask: Uint8Array;
+  numImages: number;
+  tile: number;
+  /** Tile rows and columns; 0 x 0 when the image was not split. */
+  rows: number;
+  cols: number;
+}
+
+const KERNELS: Record<number, keyof sharp.KernelEnum> = { 0: 'nearest', 1: 'lanczos3', 2: 'linear', 3: 'cubic' };
+
+/** Reads and decodes an image file (or bytes) to 8-bit sRGB, transparent areas on white. */
+export async function decodeImage(input: string | Buffer): Promise<Rgb> {
+  let bytes: Buffer;
+  if (typeof input === 'string') {
+    let st;
+    try {
+      st = await lstat(input);
+      if (st.isSymbolicLink()) st = await lstat(await realpath(input));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') throw new BadInputError(`image ${input} is a symbolic link loop`);
+      throw new BadInputError(`image not found: ${input}`);
+    }
+    if (!st.isFile()) throw new BadInputError(`image ${input} is not a file`);
+    if (st.size === 0) throw new BadInputError(`image ${input} is empty (0 bytes)`);
+    if (st.size > MAX_IMAGE_BYTES) throw new BadInputError(`image ${input} is larger than ${MAX_IMAGE_BYTES >> 20} MB`);
+    try {
+      bytes = await readFile(input);
+    } catch {
+      throw new BadInputError(`image ${input} could not be read`);
+    }
+  } else {
+    bytes = input;
+  }
+  if (bytes.length === 0) throw new BadInputError('image is empty (0 bytes)');
+  if (looksLikeSvg(bytes)) checkSvgSelfContained(bytes);
+  try {
+    const img = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', pages: 1, page: 0 });
+    const meta = await img.metadata();
+    if (!meta.width || !meta.height) throw new BadInputError('image has no size');
+    if (meta.width * meta.height > MAX_INPUT_PIXELS) {
+      throw new BadInputError(`image is ${meta.width} x ${meta.height} pixels, over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`);
+    }
+    const { data, info } = await img
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoder returned ${info.channels} channels`);
+    return { data, width: info.width, height: info.height };
+  } catch (e) {
+    if (e instanceof BadInputError) throw e;
+    const msg = (e as Error).message ?? String(e);
+    if (/pixel limit/i.test(msg)) throw new BadInputError(`image is over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`);
+    if (/unsupported image format/i.test(msg)) throw new BadInputError('not a supported image (PNG, JPEG, WebP, GIF, BMP, SVG)');
+    throw new BadInputError(`image could not be decoded: ${msg.split('\n')[0]}`);
+  }
+}
+
+function looksLikeSvg(bytes: Buffer): boolean {
+  const head = bytes.subarray(0, 1024).toString('utf8').trimStart().toLowerCase();
+  return head.startsWith('<svg') || (head.startsWith('<?xml') && head.includes('<svg')) || head.startsWith('<!doctype svg');
+}
+
+/** SVGs may only draw self-contained content: no external files, no URLs (no network, ever). */
+function checkSvgSelfContained(bytes: Buffer): void {
+  const text = bytes.toString('utf8');
+  const refs = text.matchAll(/(?:href|src)\s*=\s*["']([^"']*)["']|url\(\s*["']?([^"')]*)/gi);
+  for (const m of refs) {
+    const ref = (m[1] ?? m[2] ?? '').trim();
+    if (ref === '' || ref.startsWith('#') || ref.toLowerCase().startsWith('data:')) continue;
+    throw new BadInputError(`SVG references an external resource (${ref.slice(0, 60)}); only self-contained SVGs are drawn`);
+  }
+  if (/<!ENTITY/i.test(text)) throw new BadInputError('SVG declares XML entities; refused');
+}
+
+async function resize(img: Rgb, width: number, height: number, resample: number): Promise<Rgb> {
+  if (img.width === width && img.height === height) return img; // PIL returns a copy for the same size
+  const data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .resize(width, height, { kernel: KERNELS[resample] ?? 'lanczos3', fit: 'fill' })
+    .raw()
+    .toBuffer();
+  return { data, width, height };
+}
+
+/** Longest edge to maxLen, aspect kept, the other side rounded up to even (as the Python processor does). */
+export function sizeForLongestEdge(height: number, width: number, maxLen: number): [number, number] {
+  const aspect = width / height;
+  if (width >= height) {
+    width = maxLen;
+    height = Math.trunc(width / aspect);
+    if (height % 2 !== 0) height += 1;
+  } else {
+    height = maxLen;
+    width = Math.trunc(height * aspect);
+    if (width % 2 !== 0) width += 1;
+  }
+  height = Math.max(height, 1);
+  width = Math.max(width, 1);
+  // then below the absolute maximum edge
+  const a2 = width / height;
+  if (width >= height && width > MAX_EDGE) {
+    width = MAX_EDGE;
+    height = Math.trunc(width / a2);
+  } else if (height > width && height > MAX_EDGE) {
+    height = MAX_EDGE;
+    width = Math.trunc(height * a2);
+  }
+  return [Math.max(height, 1), Math.max(width, 1)];
+}
+
+/** Both sides up to multiples of the tile size, aspect kept through the first side. */
+export function sizeForTiles(height: number, width: number, tile: number): [number, number] {
+  const aspect = width / height;
+  if (width >= height) {
+    width = Math.ceil(width / tile) * tile;
+    height = Math.trunc(width / aspect);
+    height = Math.ceil(height / tile) * tile;
+  } else {
+    height = Math.ceil(height / tile) * tile;
+    width = Math.trunc(height * aspect);
+    width = Math.ceil(width / tile) * tile;
+  }
+  return [height, width];
+}
+
+export async function preprocess(rgb: Rgb, cfg: ImageProcessorConfig): Promise<Preprocessed> {
+  let img = rgb;
+  if (cfg.doResize) {
+    const [h, w] = sizeForLongestEdge(img.height, img.width, cfg.longestEdge);
+    img = await resize(img, w, h, cfg.resample);
+  }
+  const T = cfg.tileSize;
+  const frames: Rgb[] = [];
+  let rows = 0;
+  let cols = 0;
+  if (cfg.doImageSplitting) {
+    const [h, w] = sizeForTiles(img.height, img.width, T);
+    img = await resize(img, w, h, cfg.resample);
+    if (img.height > T || img.width > T) {
+      rows = Math.floor((img.height - T) / T) + 1;
+      cols = Math.floor((img.width - T) / T) + 1;
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) frames.push(crop(img, c * T, r * T, T, T));
+      frames.push(await resize(img, T, T, cfg.resample));
+    } else {
+      frames.push(img);
+    }
+  } else {
+    frames.push(await resize(img, T, T, cfg.resample));
+  }
+
+  const n = frames.length;
+  const plane = T * T;
+  const pixelValues = new Float32Array(n * 3 * plane);
+  const pixelMask = new Uint8Array(n * plane);
+  const scale = cfg.doRescale ? cfg.rescaleFactor : 1;
+  for (let f = 0; f < n; f++) {
+    const fr = frames[f];
+    // Frames smaller than the tile (an unsplit small image) are padded with zeros, masked out.
+    for (let y = 0; y < fr.height; y++) {
+      for (let x = 0; x < fr.width; x++) {
+        const src = (y * fr.width + x) * 3;
+        const dst = y * T + x;
+        pixelMask[f * plane + dst] = 1;
+        for (let ch = 0; ch < 3; ch++) {
+          let v = fr.data[src + ch] * scale;
+          if (cfg.doNormalize) v = (v - cfg.mean[ch]) / cfg.std[ch];
+          pixelValues[(f * 3 + ch) * plane + dst] = v;
+        }
+      }
+    }
+  }
+  return { pixelValues, pixelMask, numImages: n, tile: T, rows, cols };
+}
+
+function crop(img: Rgb, x0: number, y0: number, w: number, h: number): Rgb {
+  const data = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) img.data.copy(data, y * w * 3, ((y0 + y) * img.width + x0) * 3, ((y0 + y) * img.width + x0 + w) * 3);
+  return { data, width: w, height: h };
+}

@@ -1,0 +1,90 @@
+// Execution providers: `auto` tries the platform's GPU providers in order and falls back to the CPU with a
+// logged reason (onnxruntime-node has no automatic fallback of its own).
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { BadInputError } from '../errors.js';
+import type { Device } from '../protocol.js';
+import type { InferenceSession } from 'onnxruntime-node';
+import { ort } from './ort.js';
+
+export type Provider = Exclude<Device, 'auto'>;
+
+/** GPU providers worth trying on this platform, fastest first. */
+export function gpuCandidates(platform = process.platform, arch = process.arch): Provider[] {
+  if (platform === 'linux' && arch === 'x64') return cudaLibsPresent() ? ['cuda', 'webgpu'] : ['webgpu'];
+  if (platform === 'win32') return ['dml', 'webgpu'];
+  if (platform === 'darwin' && arch === 'arm64') return ['coreml', 'webgpu'];
+  return [];
+}
+
+/** CUDA only loads when its provider library sits next to libonnxruntime (installs that skipped it lack it). */
+function cudaLibsPresent(): boolean {
+  try {
+    const pkg = dirname(require.resolve('onnxruntime-node/package.json'));
+    return existsSync(join(pkg, 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
+}
+
+export interface SessionOptions {
+  /** Outputs to keep on the device (WebGPU only). */
+  gpuOutputs?: string[];
+  threads?: number;
+}
+
+export async function createSession(path: string, provider: Provider, opts: SessionOptions = {}): Promise<InferenceSession> {
+  const o: InferenceSession.SessionOptions = {
+    executionProviders: [provider === 'cuda' ? { name: 'cuda', deviceId: 0 } : provider],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  };
+  if (opts.threads) o.intraOpNumThreads = opts.threads;
+  if (provider === 'webgpu' && opts.gpuOutputs?.length) {
+    o.preferredOutputLocation = Object.fromEntries(opts.gpuOutputs.map((n) => [n, 'gpu-buffer' as const]));
+  }
+  try {
+    return await ort.InferenceSession.create(path, o);
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    if (/protobuf|parsing|Load model|INVALID_PROTOBUF|invalid model|No graph/i.test(msg)) {
+      throw new BadInputError(`${path} is not a valid ONNX model (truncated or corrupt): ${msg}`);
+    }
+    throw e;
+  }
+}
+
+export interface ProviderChoice {
+  provider: Provider;
+  fallbackReason?: string;
+}
+
+/**
+ * Picks the provider: a named one must work (its error is the user's), `auto` tries GPUs and then the CPU.
+ * `probe` builds the sessions for one provider; its failure moves on to the next candidate.
+ */
+export async function chooseProvider<T>(device: Device, probe: (p: Provider) => Promise<T>, log: (s: string) => void):
+  Promise<{ choice: ProviderChoice; value: T }> {
+  if (device !== 'auto') {
+    try {
+      return { choice: { provider: device }, value: await probe(device) };
+    } catch (e) {
+      if (e instanceof BadInputError) throw e;
+      throw new BadInputError(`device ${device} is not available here: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  const reasons: string[] = [];
+  for (const p of gpuCandidates()) {
+    try {
+      return { choice: { provider: p }, value: await probe(p) };
+    } catch (e) {
+      if (e instanceof BadInputError) throw e;
+      const why = `${p}: ${(e as Error).message.split('\n')[0]}`;
+      reasons.push(why);
+      log(`execution provider ${why}; trying the next one`);
+    }
+  }
+  const fallbackReason = reasons.length ? reasons.join('; ') : `no GPU provider for ${process.platform}-${process.arch}`;
+  log(`using the CPU (${fallbackReason})`);
+  return { choice: { provider: 'cpu', fallbackReason }, value: await probe('cpu') };
+}

@@ -1,0 +1,26 @@
+// Where the project's own files are, whether running from source (tsx) or from the bundle in dist/.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+/** The package root: the nearest folder above this file that holds package.json and models/. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'models'))) return dir;
+    dir = dirname(dir);
+  }
+  return resolve(__dirname, '..');
+}
+
+/** The embedded default model. */
+export function defaultModelDir(): string {
+  return join(packageRoot(), 'models', 'default');
+}
+
+/** The worker entry: the bundle when built, else the TypeScript source run through tsx. */
+export function workerEntry(): { path: string; execArgv: string[] } {
+  const bundled = join(packageRoot(), 'dist', 'worker.js');
+  const source = join(packageRoot(), 'runtime', 'worker', 'main.ts');
+  if (__filename.endsWith('.ts') || !existsSync(bundled)) return { path: source, execArgv: ['--import', 'tsx'] };
+  return { path: bundled, execArgv: [] };
+}
