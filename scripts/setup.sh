@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One-time setup on a fresh Debian 12 machine (as root for the system packages; skipped when present):
+#   - Debian chromium + libkrb5-dev (the end-to-end tests' browser; a native module of code-server builds against krb5)
+#   - Mesa 25 lavapipe (software Vulkan) from bookworm-backports, so the WebGPU path runs without a GPU
+#   - npm dependencies (onnxruntime-node's CUDA download is skipped: it cannot work offline), then the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { echo "[setup] $*"; }
+
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+[ -e /usr/include/gssapi/gssapi.h ] || need_apt+=(libkrb5-dev)
+lavapipe_ok() { [ -e /usr/share/vulkan/icd.d/lvp_icd.json ] && dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -q '^25\.'; }
+
+if [ "${#need_apt[@]}" -gt 0 ] || ! lavapipe_ok; then
+  if [ "$(id -u)" != 0 ]; then
+    say "system packages missing (${need_apt[*]:-} lavapipe); run this script as root, or install them yourself"
+  else
+    export DEBIAN_FRONTEND=noninteractive
+    if ! lavapipe_ok; then
+      # bookworm-backports is derived from the machine's own Debian sources (same URIs), so no mirror is hard-coded.
+      src=/etc/apt/sources.list.d/debian.sources
+      dst=/etc/apt/sources.list.d/elastic-vlm-backports.sources
+      if [ -f "$src" ] && [ ! -f "$dst" ]; then
+        awk 'BEGIN{RS=""; ORS="\n\n"} /Suites:[^\n]*bookworm( |$|\n)/ && !/security/ {sub(/Suites:[^\n]*/, "Suites: bookworm-backports"); print; exit}' "$src" > "$dst"
+        say "added $(grep -c Suites "$dst") backports source derived from $src"
+      fi
+    fi
+    apt-get update -qq
+    [ "${#need_apt[@]}" -gt 0 ] && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    lavapipe_ok || apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null || say "lavapipe from backports could not be installed: WebGPU tests will be skipped"
+  fi
+fi
+
+say "npm dependencies"
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+say "build"
+npm run --silent build
+say "done"
