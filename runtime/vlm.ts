@@ -34,6 +34,15 @@ export interface AskCallbacks {
   isCancelled?: () => boolean;
   /** Awaited after every decode step (the worker lets its IPC messages in here). */
   yieldEachStep?: () => Promise<void>;
+  /** Per decode step: its wall time, the part spent in the cache policy (scores, planning, compaction), the cache length. */
+  onStep?: (info: StepInfo) => void;
+}
+
+export interface StepInfo {
+  stepMs: number;
+  policyMs: number;
+  cacheLength: number;
+  tokensSeen: number;
 }
 
 interface Sessions {
@@ -288,7 +297,7 @@ export class Conversation {
     store.adopt(out);
     this.tokensSeen += n;
     const prefillScores = this.scores(out);
-    await this.applyPlan(policy.afterPrefill({ cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores: prefillScores }));
+    await this.applyPlan(policy.afterPrefill({ cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores: prefillScores, numLayers: store.shape.layers }));
     const prefillMs = performance.now() - tp;
 
     // ---- decode ----
@@ -327,6 +336,7 @@ export class Conversation {
         break;
       }
       // Feed the token: its K/V is appended, then the policy may compress.
+      const ts = performance.now();
       const pos = positions === 'absolute' ? this.tokensSeen : store.length;
       out = await vlm.decoder({
         inputs_embeds: await vlm.embed([next]),
@@ -338,9 +348,12 @@ export class Conversation {
       store.adopt(out);
       this.tokensSeen++;
       this.pendingToken = null;
+      const tpol = performance.now();
       const scores = policy.needsScores ? this.scores(out) : null;
-      await this.applyPlan(policy.afterStep({ cacheLength: store.length, tokensSeen: this.tokensSeen, scores }));
+      await this.applyPlan(policy.afterStep({ cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers }));
+      const policyMs = performance.now() - tpol;
       logits = lastLogits(out.logits);
+      cb.onStep?.({ stepMs: performance.now() - ts, policyMs, cacheLength: store.length, tokensSeen: this.tokensSeen });
       if (cb.onStats && generated.length % statsEvery === 0) cb.onStats(this.stats());
     }
     const decodeMs = performance.now() - decodeStart;

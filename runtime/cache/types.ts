@@ -40,6 +40,11 @@ export interface PrefillContext {
    * (column sums), length cacheLength; null when the decoder gives no scores.
    */
   scores: Float32Array[] | null;
+  /**
+   * Decoder layers, i.e. how many LayerAssign a plan holds. Needed by score-free policies (streaming),
+   * which cannot learn it from `scores`; optional where scores are given.
+   */
+  numLayers?: number;
 }
 
 export interface StepContext {
@@ -48,6 +53,8 @@ export interface StepContext {
   tokensSeen: number;
   /** Per layer, this step's head-averaged attention row over every cache entry; null without scores. */
   scores: Float32Array[] | null;
+  /** Decoder layers (see PrefillContext.numLayers). */
+  numLayers?: number;
 }
 
 export interface CachePolicy {

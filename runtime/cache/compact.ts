@@ -1,0 +1,229 @@
+// CPU application of a CachePlan to one layer's key or value tensor, plus plan checks and summaries.
+// Layout: [1, heads, len, headDim] row-major. Runs of single-source entries are block copies
+// (a single eviction = two copies per head); only merged slots loop over elements.
+
+import type { CachePlan, LayerAssign } from './types.js';
+import { f16Table, f32ToF16 } from '../util/half.js';
+
+export { f16ToF32, f32ToF16 } from '../util/half.js';
+
+/**
+ * A plan compiled into ops, in slot order (which keeps in-place compaction safe: every write lands
+ * at or before the data still to be read). Op i writes slot dst[i]: a run of count[i] > 0
+ * consecutive single-source entries starting at src[i], or (count[i] = -c) the mean of the c entries
+ * sources[src[i] .. src[i] + c). Flat typed arrays keep the per-head loop monomorphic.
+ */
+export interface Compiled {
+  newLen: number;
+  ops: number;
+  dst: Int32Array;
+  src: Int32Array;
+  count: Int32Array;
+  sources: Int32Array;
+}
+
+/** Exposed for tests and for callers that want to inspect the copy plan. */
+export function compileAssign(assign: LayerAssign): Compiled {
+  return compile(assign, assign.length);
+}
+
+function compile(assign: LayerAssign, len: number): Compiled {
+  if (assign.length !== len) throw new RangeError(`assign has ${assign.length} entries, cache has ${len}`);
+  let newLen = 0;
+  for (let j = 0; j < len; j++) if (assign[j] + 1 > newLen) newLen = assign[j] + 1;
+  const perSlot = new Int32Array(newLen);
+  for (let j = 0; j < len; j++) if (assign[j] >= 0) perSlot[assign[j]]++;
+  if (perSlot.indexOf(0) >= 0) throw new RangeError('assign slots are not dense 0..n-1');
+  const dst = new Int32Array(newLen);
+  const src = new Int32Array(newLen);
+  const count = new Int32Array(newLen);
+  const sources = new Int32Array(len);
+  let ops = 0;
+  let nSources = 0;
+  let prevSlot = -1;
+  for (let j = 0; j < len; j++) {
+    const slot = assign[j];
+    if (slot < 0) continue;
+    if (slot < prevSlot) throw new RangeError(`assign is not non-decreasing at entry ${j}`);
+    const top = ops - 1;
+    if (perSlot[slot] === 1) {
+      if (top >= 0 && count[top] > 0 && src[top] + count[top] === j && dst[top] + count[top] === slot) count[top]++;
+      else {
+        dst[ops] = slot;
+        src[ops] = j;
+        count[ops++] = 1;
+      }
+    } else if (slot === prevSlot) {
+      sources[nSources++] = j;
+      count[top]--;
+    } else {
+      dst[ops] = slot;
+      src[ops] = nSources;
+      count[ops++] = -1;
+      sources[nSources++] = j;
+    }
+    prevSlot = slot;
+  }
+  return { newLen, ops, dst, src, count, sources };
+}
+
+interface Options {
+  /** Compact inside `data` and return a view of its head (no allocation); `data` is clobbered. */
+  inPlace?: boolean;
+}
+
+type Merge<T> = (out: T, at: number, data: T, base: number, c: Compiled, op: number, D: number, tmp: Float32Array) => void;
+
+function applyGeneric<T extends Float32Array | Uint16Array>(
+  data: T,
+  heads: number,
+  len: number,
+  headDim: number,
+  assign: LayerAssign,
+  alloc: (n: number) => T,
+  merge: Merge<T>,
+  opts: Options,
+): { data: T; newLen: number } {
+  if (data.length !== heads * len * headDim) {
+    throw new RangeError(`data has ${data.length} elements, expected ${heads}x${len}x${headDim}`);
+  }
+  const c = compile(assign, len);
+  const { newLen, dst, src, count } = c;
+  const D = headDim;
+  const out = opts.inPlace ? data : alloc(heads * newLen * D);
+  const tmp = new Float32Array(D);
+  for (let h = 0; h < heads; h++) {
+    const sb = h * len * D;
+    const db = h * newLen * D;
+    for (let op = 0; op < c.ops; op++) {
+      const at = db + dst[op] * D;
+      if (count[op] > 0) {
+        const from = sb + src[op] * D;
+        const to = from + count[op] * D;
+        if (!opts.inPlace) out.set(data.subarray(from, to), at);
+        else if (at !== from) out.copyWithin(at, from, to);
+      } else {
+        merge(out, at, data, sb, c, op, D, tmp);
+      }
+    }
+  }
+  const result = (opts.inPlace ? data.subarray(0, heads * newLen * D) : out) as T;
+  return { data: result, newLen };
+}
+
+/**
+ * Applies a layer's assign to fp32 keys or values: gathers kept entries, averages merged ones
+ * (fp32 accumulation in source order, then / count). Returns a new array unless `inPlace`.
+ */
+export function applyAssign(
+  data: Float32Array,
+  heads: number,
+  len: number,
+  headDim: number,
+  assign: LayerAssign,
+  opts: Options = {},
+): { data: Float32Array; newLen: number } {
+  return applyGeneric(data, heads, len, headDim, assign, (n) => new Float32Array(n), mergeF32, opts);
+}
+
+/** The same for fp16 data (bit patterns in a Uint16Array): copies stay bitwise, merges go via fp32. */
+export function applyAssignHalf(
+  data: Uint16Array,
+  heads: number,
+  len: number,
+  headDim: number,
+  assign: LayerAssign,
+  opts: Options = {},
+): { data: Uint16Array; newLen: number } {
+  return applyGeneric(data, heads, len, headDim, assign, (n) => new Uint16Array(n), mergeF16, opts);
+}
+
+/** Alias of applyAssignHalf. */
+export const applyAssignF16 = applyAssignHalf;
+
+function mergeF32(out: Float32Array, at: number, data: Float32Array, base: number, c: Compiled, op: number, D: number, tmp: Float32Array): void {
+  const first = c.src[op];
+  const n = -c.count[op];
+  tmp.fill(0);
+  for (let k = first; k < first + n; k++) {
+    const s = base + c.sources[k] * D;
+    for (let i = 0; i < D; i++) tmp[i] += data[s + i]; // Float32Array: each add rounds to fp32
+  }
+  for (let i = 0; i < D; i++) out[at + i] = tmp[i] / n;
+}
+
+function mergeF16(out: Uint16Array, at: number, data: Uint16Array, base: number, c: Compiled, op: number, D: number, tmp: Float32Array): void {
+  const table = f16Table();
+  const first = c.src[op];
+  const n = -c.count[op];
+  tmp.fill(0);
+  for (let k = first; k < first + n; k++) {
+    const s = base + c.sources[k] * D;
+    for (let i = 0; i < D; i++) tmp[i] += table[data[s + i]];
+  }
+  for (let i = 0; i < D; i++) out[at + i] = f32ToF16(Math.fround(tmp[i] / n));
+}
+
+
+
+// ---- plan checks and summaries ----
+
+export interface PlanSummary {
+  /** Cache length per layer after the plan. */
+  newLength: number;
+  /** Entries folded into another entry's slot, summed over layers (a slot with c sources folds c - 1). */
+  merged: number;
+  /** Entries dropped outright, summed over layers. */
+  evicted: number;
+  perLayerMerged: number[];
+  perLayerEvicted: number[];
+}
+
+/** What a plan does; a null plan (no change) needs `oldLen` to report the length. */
+export function planSummary(plan: CachePlan, oldLen = 0): PlanSummary {
+  if (!plan) return { newLength: oldLen, merged: 0, evicted: 0, perLayerMerged: [], perLayerEvicted: [] };
+  const perLayerMerged: number[] = [];
+  const perLayerEvicted: number[] = [];
+  let newLength = 0;
+  for (const assign of plan) {
+    let evicted = 0;
+    let kept = 0;
+    let max = -1;
+    for (let j = 0; j < assign.length; j++) {
+      if (assign[j] < 0) evicted++;
+      else {
+        kept++;
+        if (assign[j] > max) max = assign[j];
+      }
+    }
+    newLength = max + 1;
+    perLayerEvicted.push(evicted);
+    perLayerMerged.push(kept - (max + 1));
+  }
+  const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+  return { newLength, merged: sum(perLayerMerged), evicted: sum(perLayerEvicted), perLayerMerged, perLayerEvicted };
+}
+
+/**
+ * Throws unless every layer's assign covers `oldLen` entries, uses integers >= -1, has non-decreasing
+ * slots over the kept entries that are dense 0..n-1, and all layers end at the same n. Returns n.
+ */
+export function validatePlan(plan: CachePlan, oldLen: number, layers?: number): number {
+  if (!plan) return oldLen;
+  if (layers !== undefined && plan.length !== layers) throw new Error(`plan has ${plan.length} layers, expected ${layers}`);
+  let n = -1;
+  plan.forEach((assign, l) => {
+    if (assign.length !== oldLen) throw new Error(`layer ${l}: assign has ${assign.length} entries, cache has ${oldLen}`);
+    let next = 0; // the slot a new group must take
+    for (let j = 0; j < oldLen; j++) {
+      const s = assign[j];
+      if (s === -1) continue;
+      if (s < -1) throw new Error(`layer ${l}: entry ${j} has invalid slot ${s}`);
+      if (s === next) next++;
+      else if (s !== next - 1) throw new Error(`layer ${l}: entry ${j} goes to slot ${s}, expected ${next - 1} or ${next}`);
+    }
+    if (n >= 0 && next !== n) throw new Error(`layer ${l} ends at length ${next}, layer 0 at ${n}`);
+    n = next;
+  });
+  return Math.max(n, 0);
+}

@@ -1,0 +1,16 @@
+// Full cache: the uncompressed reference every table row is compared with.
+
+import type { CachePlan, CachePolicy } from '../types.js';
+
+export class FullPolicy implements CachePolicy {
+  readonly name = 'full';
+  readonly needsScores = false;
+
+  afterPrefill(): CachePlan {
+    return null;
+  }
+
+  afterStep(): CachePlan {
+    return null;
+  }
+}
