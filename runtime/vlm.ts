@@ -9,6 +9,7 @@ import { PromptBuilder, type ChatMessage } from './model/prompt.js';
 import { ort } from './model/ort.js';
 import { chooseProvider, createSession, type Provider } from './model/sessions.js';
 import { CpuKvStore, entryBytes, presentName, type KvDtype, type KvStore } from './cache/store.js';
+import { GpuKvStore } from './cache/gpuStore.js';
 import { createPolicy, budgetFor } from './cache/policies/index.js';
 import type { CachePlan, CachePolicy, CacheStats } from './cache/types.js';
 import { planSummary } from './cache/compact.js';
@@ -95,7 +96,7 @@ export class Vlm {
     const presents: string[] = [];
     for (let i = 0; i < config.numLayers; i++) presents.push(presentName(i, 'key'), presentName(i, 'value'));
     const { choice, value: sessions } = await chooseProvider(opts.device ?? 'auto', async (p) => {
-      const decoder = await createSession(decoderPath, p);
+      const decoder = await createSession(decoderPath, p, { gpuOutputs: p === 'webgpu' ? presents : undefined });
       const vision = await createSession(config.files.vision, p);
       const embed = await createSession(config.files.embed, p);
       return { vision, embed, decoder };
@@ -223,9 +224,13 @@ export class Conversation {
 
   async ask(image: string | Buffer, question: string, opts: TurnOptions, cb: AskCallbacks = {}): Promise<TurnResult> {
     const t0 = performance.now();
+    const pre = await preprocess(await decodeImage(image), this.vlm.config.image);
+    return this.askPreprocessed(pre, question, opts, cb, t0);
+  }
+
+  /** The first turn from pixel values already made (tests feed the reference processor's own). */
+  async askPreprocessed(pre: Preprocessed, question: string, opts: TurnOptions, cb: AskCallbacks = {}, t0 = performance.now()): Promise<TurnResult> {
     const vlm = this.vlm;
-    const rgb = await decodeImage(image);
-    const pre = await preprocess(rgb, vlm.config.image);
     const { ids, messages } = vlm.prompt.firstTurn(question, { rows: pre.rows, cols: pre.cols });
 
     const embeds = await vlm.embed(ids);
@@ -261,7 +266,7 @@ export class Conversation {
 
   private reset(cache: CacheOptions): void {
     this.store?.dispose();
-    this.store = new CpuKvStore(this.vlm.kvShape);
+    this.store = this.vlm.provider === 'webgpu' ? new GpuKvStore(this.vlm.kvShape) : new CpuKvStore(this.vlm.kvShape);
     this.cacheOpts = cache;
     this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance });
     if (this.policy.needsScores && !this.vlm.scoreOutputs) {
