@@ -35,6 +35,8 @@ export interface AskCallbacks {
   isCancelled?: () => boolean;
   /** Awaited after every decode step (the worker lets its IPC messages in here). */
   yieldEachStep?: () => Promise<void>;
+  /** After every decoder run: the next-token logits and the attention-importance rows (tests, analysis). */
+  onForward?: (kind: 'prefill' | 'step', logits: Float32Array, scores: Float32Array[] | null) => void;
   /** Per decode step: its wall time, the part spent in the cache policy (scores, planning, compaction), the cache length. */
   onStep?: (info: StepInfo) => void;
 }
@@ -302,6 +304,7 @@ export class Conversation {
     store.adopt(out);
     this.tokensSeen += n;
     const prefillScores = this.scores(out);
+    cb.onForward?.('prefill', lastLogits(out.logits), prefillScores);
     await this.applyPlan(policy.afterPrefill({ cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores: prefillScores, numLayers: store.shape.layers }));
     const prefillMs = performance.now() - tp;
 
@@ -354,10 +357,11 @@ export class Conversation {
       this.tokensSeen++;
       this.pendingToken = null;
       const tpol = performance.now();
-      const scores = policy.needsScores ? this.scores(out) : null;
+      const scores = policy.needsScores || cb.onForward ? this.scores(out) : null;
       await this.applyPlan(policy.afterStep({ cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers }));
       const policyMs = performance.now() - tpol;
       logits = lastLogits(out.logits);
+      cb.onForward?.('step', logits, scores);
       cb.onStep?.({ stepMs: performance.now() - ts, policyMs, cacheLength: store.length, tokensSeen: this.tokensSeen });
       if (cb.onStats && generated.length % statsEvery === 0) cb.onStats(this.stats());
     }
