@@ -6,15 +6,15 @@ import { BadInputError, CancelledError } from './errors.js';
 import { readModelFolder, type ModelConfig } from './model/modelFolder.js';
 import { decodeImage, preprocess, type Preprocessed } from './model/preprocess.js';
 import { PromptBuilder, type ChatMessage } from './model/prompt.js';
-import { ort } from './model/ort.js';
+import { ort, float16Tensor } from './model/ort.js';
 import { chooseProvider, createSession, type Provider } from './model/sessions.js';
-import { CpuKvStore, entryBytes, presentName, type KvDtype, type KvStore } from './cache/store.js';
+import { CpuKvStore, entryBytes, kvBits, presentName, type KvDtype, type KvStore } from './cache/store.js';
 import { GpuKvStore } from './cache/gpuStore.js';
 import { createPolicy, budgetFor } from './cache/policies/index.js';
 import type { CachePlan, CachePolicy, CacheStats } from './cache/types.js';
 import { planSummary } from './cache/compact.js';
 import { makeSampler, logProb, argmax } from './sampling.js';
-import { halfArrayToFloat } from './util/half.js';
+import { halfArrayToFloat, f32ToF16 } from './util/half.js';
 import type { AskResult, CacheOptions, Device, GenerateOptions, ImportanceMap, Timings } from './protocol.js';
 
 export interface VlmLoadOptions {
@@ -114,6 +114,12 @@ export class Vlm {
     return new Conversation(this);
   }
 
+  /** The vision encoder takes float16 pixel values (fp16 exports). */
+  private get visionHalf(): boolean {
+    const m = this.sessions.vision.inputMetadata.find((x) => x.name === 'pixel_values');
+    return !!m && m.isTensor && m.type === 'float16';
+  }
+
   async release(): Promise<void> {
     await Promise.all([this.sessions.vision.release(), this.sessions.embed.release(), this.sessions.decoder.release()]);
   }
@@ -123,20 +129,21 @@ export class Vlm {
   async embed(ids: number[]): Promise<Tensor> {
     const input = new ort.Tensor('int64', BigInt64Array.from(ids, (v) => BigInt(v)), [1, ids.length]);
     const out = await this.sessions.embed.run({ [this.sessions.embed.inputNames[0]]: input });
-    return out[this.sessions.embed.outputNames[0]];
+    return feedable(out[this.sessions.embed.outputNames[0]]);
   }
 
   async vision(pre: Preprocessed): Promise<Tensor> {
     this.counters.visionRuns++;
     const T = pre.tile;
+    const dims = [1, pre.numImages, 3, T, T];
     const feeds: Record<string, Tensor> = {
-      pixel_values: new ort.Tensor('float32', pre.pixelValues, [1, pre.numImages, 3, T, T]),
+      pixel_values: this.visionHalf ? float16Tensor(Uint16Array.from(pre.pixelValues, f32ToF16), dims) : new ort.Tensor('float32', pre.pixelValues, dims),
     };
     if (this.sessions.vision.inputNames.includes('pixel_attention_mask')) {
       feeds.pixel_attention_mask = new ort.Tensor('bool', pre.pixelMask, [1, pre.numImages, T, T]);
     }
     const out = await this.sessions.vision.run(feeds);
-    return out[this.sessions.vision.outputNames[0]];
+    return feedable(out[this.sessions.vision.outputNames[0]]);
   }
 
   async decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
@@ -177,16 +184,20 @@ function checkGraphs(cfg: ModelConfig, s: Sessions): KvDtype {
   return 'float32';
 }
 
-const toFloat = (t: Tensor): Float32Array =>
-  t.type === 'float16' || t.data instanceof Uint16Array ? halfArrayToFloat(t.data as Uint16Array) : (t.data as Float32Array);
+const toFloat = (t: Tensor): Float32Array => (t.type === 'float16' ? halfArrayToFloat(kvBits(t) as Uint16Array) : (t.data as Float32Array));
 
 /** The last row of [1, S, V] logits as float32. */
 function lastLogits(t: Tensor): Float32Array {
   const V = t.dims[2];
   const S = t.dims[1];
-  const all = t.data as Float32Array | Uint16Array;
+  const all = t.type === 'float16' ? kvBits(t) : (t.data as Float32Array);
   const row = all.subarray((S - 1) * V, S * V);
   return row instanceof Uint16Array ? halfArrayToFloat(row) : row;
+}
+
+/** A float16 output fed back as an input must carry uint16 bits relabelled (Node >= 23 bug, see ort.ts). */
+function feedable(t: Tensor): Tensor {
+  return t.type === 'float16' ? float16Tensor(kvBits(t) as Uint16Array, t.dims) : t;
 }
 
 export interface TurnOptions {

@@ -34,6 +34,13 @@ export interface KvStore {
 export const presentName = (i: number, kv: 'key' | 'value') => `present.${i}.${kv}`;
 export const pastName = (i: number, kv: 'key' | 'value') => `past_key_values.${i}.${kv}`;
 
+/** float32 data, or float16 as its raw bits (Node >= 23 hands float16 outputs back as a Float16Array). */
+export function kvBits(t: Tensor): Float32Array | Uint16Array {
+  if (t.type !== 'float16') return t.data as Float32Array;
+  const d = t.data as unknown as ArrayBufferView;
+  return new Uint16Array(d.buffer, d.byteOffset, d.byteLength / 2);
+}
+
 export function entryBytes(s: KvShape): number {
   return s.layers * 2 * s.kvHeads * s.headDim * (s.dtype === 'float16' ? 2 : 4);
 }
@@ -72,8 +79,10 @@ export class CpuKvStore implements KvStore {
   adopt(outputs: Record<string, Tensor>): void {
     for (let i = 0; i < this.shape.layers; i++) {
       // Re-wrap so float16 data is labelled the way feeds need on every Node version.
-      this.keys[i] = this.tensor(outputs[presentName(i, 'key')].data as Float32Array | Uint16Array, outputs[presentName(i, 'key')].dims[2]);
-      this.values[i] = this.tensor(outputs[presentName(i, 'value')].data as Float32Array | Uint16Array, outputs[presentName(i, 'value')].dims[2]);
+      const k = outputs[presentName(i, 'key')];
+      const v = outputs[presentName(i, 'value')];
+      this.keys[i] = this.tensor(kvBits(k), k.dims[2]);
+      this.values[i] = this.tensor(kvBits(v), v.dims[2]);
     }
     this.len = this.keys[0].dims[2];
   }

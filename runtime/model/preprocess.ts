@@ -1,11 +1,11 @@
 // Idefics3 image preprocessing with sharp (libvips): decode, RGB, resize to the configured longest edge, resize to
 // multiples of the tile size, split into tiles plus a global image, rescale and normalize. The resize chain mirrors
-// the Python processor step by step (each step resamples 8-bit RGB, as PIL does); libvips' lanczos3 differs from
-// PIL's LANCZOS by a few 8-bit levels, which the preprocessing parity test bounds.
+// the Python processor step by step, each step resampling 8-bit RGB as Pillow does (resample.ts); sharp decodes.
 import { readFile, lstat, realpath } from 'node:fs/promises';
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
 import type { ImageProcessorConfig } from './modelFolder.js';
+import { BICUBIC, BILINEAR, LANCZOS, resampleRgb, type Filter } from './resample.js';
 
 /** Decompression-bomb guard: refuse images whose header claims more pixels than this, before decoding. */
 export const MAX_INPUT_PIXELS = 40_000_000;
@@ -101,8 +101,17 @@ function checkSvgSelfContained(bytes: Buffer): void {
   if (/<!ENTITY/i.test(text)) throw new BadInputError('SVG declares XML entities; refused');
 }
 
+const FILTERS: Record<number, Filter> = { 1: LANCZOS, 2: BILINEAR, 3: BICUBIC };
+
 async function resize(img: Rgb, width: number, height: number, resample: number): Promise<Rgb> {
   if (img.width === width && img.height === height) return img; // PIL returns a copy for the same size
+  const filter = FILTERS[resample];
+  if (filter) {
+    // Pillow's algorithm (resample.ts): libvips enlarges with an interpolator, and reduces by 2x or more with a box
+    // shrink before its kernel, both off from what a Pillow-trained model saw.
+    const data = resampleRgb(img.data, img.width, img.height, width, height, filter);
+    return { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), width, height };
+  }
   const data = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
     .resize(width, height, { kernel: KERNELS[resample] ?? 'lanczos3', fit: 'fill' })
     .raw()
