@@ -201,7 +201,9 @@ export class GpuKvStore implements KvStore {
         if (!t) throw new Error(`decoder output ${presentName(i, side)} is missing`);
         if (!isDevice(t)) {
           // The decoder session must keep present.* on the device (createSession gpuOutputs); a host tensor here
-          // means the wiring is wrong and the cache would make a round trip every step.
+          // means the wiring is wrong and the cache would make a round trip every step. The device outputs of
+          // this run are dropped here, so they are disposed here.
+          for (const o of Object.values(outputs)) if (isDevice(o) && !this.owned.has(o)) o.dispose();
           throw new Error(`${presentName(i, side)} came back on the ${t.location}, not on the GPU: create the decoder with gpuOutputs = present.*`);
         }
         into.push(t);

@@ -1,0 +1,387 @@
+// The webview panels. Rule: one panel per image file. Asking about an image that has a panel reveals and reuses
+// that panel (a new conversation turn); another image opens its own panel. Questions typed in a panel are
+// follow-ups that continue the conversation in the worker's KV cache when the cache still holds it.
+import * as vscode from 'vscode';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { AskResult, ImportanceMap } from '../runtime/protocol.js';
+import type { CacheStats } from '../runtime/cache/types.js';
+import { WorkerError } from '../runtime/worker/client.js';
+import { parseWebviewMessage, Throttle, type FromWebview, type ToWebview } from './webviewMessages.js';
+import type { SettingsManager } from './settings.js';
+import type { WorkerHost } from './workerHost.js';
+import { log } from './log.js';
+
+export const VIEW_TYPE = 'elasticVlm.panel';
+/** Cache statistics reach the webview at most this often (the worker sends them every few tokens). */
+export const STATS_INTERVAL_MS = 150;
+/** Tokens are batched over this window before a post (keeps the message rate bounded on fast models). */
+export const TOKEN_BATCH_MS = 16;
+
+export interface TurnRecord {
+  turn: number;
+  question: string;
+  followUp: boolean;
+  answer: string;
+  tokens: number;
+  stopReason?: AskResult['stopReason'];
+  error?: { message: string; code: string };
+  stats?: CacheStats;
+  importance?: ImportanceMap;
+  result?: AskResult;
+}
+
+export function panelKey(uri: vscode.Uri): string {
+  const p = path.normalize(uri.fsPath);
+  return process.platform === 'win32' || process.platform === 'darwin' ? p.toLowerCase() : p;
+}
+
+export class ImagePanel implements vscode.Disposable {
+  readonly panel: vscode.WebviewPanel;
+  readonly transcript: TurnRecord[] = [];
+  /** Messages from the webview that failed validation (ignored). */
+  readonly rejected: string[] = [];
+  private turns = 0;
+  private currentId: number | null = null;
+  private stopRequested = false;
+  private running: Promise<TurnRecord> | null = null;
+  private webviewReady = false;
+  private readonly readyWaiters: (() => void)[] = [];
+  private readonly queue: ToWebview[] = [];
+  private disposed = false;
+  private readonly subs: vscode.Disposable[] = [];
+  private readonly turnEmitter = new vscode.EventEmitter<TurnRecord>();
+  /** Fires when a turn ends (answer, stop or error). */
+  readonly onDidEndTurn = this.turnEmitter.event;
+
+  constructor(
+    readonly image: vscode.Uri,
+    private readonly extensionUri: vscode.Uri,
+    private readonly host: WorkerHost,
+    private readonly settings: SettingsManager,
+    private readonly onDispose: (p: ImagePanel) => void,
+  ) {
+    const name = path.basename(image.fsPath);
+    this.panel = vscode.window.createWebviewPanel(VIEW_TYPE, `VLM: ${name}`, vscode.ViewColumn.Beside, {
+      enableScripts: true,
+      enableCommandUris: false,
+      enableFindWidget: true,
+      retainContextWhenHidden: true,
+      localResourceRoots: [
+        vscode.Uri.joinPath(extensionUri, 'dist'),
+        vscode.Uri.joinPath(extensionUri, 'media'),
+        vscode.Uri.file(path.dirname(image.fsPath)),
+      ],
+    });
+    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'icon.svg');
+    this.panel.webview.html = this.html();
+    this.subs.push(this.panel.webview.onDidReceiveMessage((m) => this.onMessage(m)));
+    this.subs.push(this.panel.onDidDispose(() => this.dispose()));
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  get title(): string {
+    return this.panel.title;
+  }
+
+  /** Resolves once the webview script runs and asked for its state. */
+  whenReady(): Promise<void> {
+    return this.webviewReady ? Promise.resolve() : new Promise((r) => this.readyWaiters.push(r));
+  }
+
+  private html(): string {
+    const w = this.panel.webview;
+    const nonce = randomBytes(18).toString('base64');
+    // A separate nonce for styles: the component library reads it from <meta property="csp-nonce"> (FAST's
+    // convention) for the one <style> element it adds; the script nonce never appears in a readable attribute.
+    const styleNonce = randomBytes(18).toString('base64');
+    const script = w.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview.js'));
+    const css = w.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'panel.css'));
+    const csp = [
+      "default-src 'none'",
+      `img-src ${w.cspSource}`,
+      `style-src ${w.cspSource} 'nonce-${styleNonce}'`,
+      `font-src ${w.cspSource}`,
+      `script-src 'nonce-${nonce}'`,
+      "connect-src 'none'",
+      "frame-src 'none'",
+      "form-action 'none'",
+      "base-uri 'none'",
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta property="csp-nonce" content="${styleNonce}">
+<link rel="stylesheet" nonce="${styleNonce}" href="${css}">
+<title>Elastic VLM</title>
+</head>
+<body>
+<main id="app" aria-busy="true"><p>Loading…</p></main>
+<script nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+  }
+
+  post(msg: ToWebview): void {
+    if (this.disposed) return;
+    if (!this.webviewReady) {
+      this.queue.push(msg);
+      return;
+    }
+    void this.panel.webview.postMessage(msg);
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const parsed = parseWebviewMessage(raw);
+    if (!parsed.ok) {
+      this.rejected.push(parsed.error);
+      log.warn(`ignored a message from the panel of ${path.basename(this.image.fsPath)}: ${parsed.error}`);
+      return;
+    }
+    const m: FromWebview = parsed.message;
+    switch (m.type) {
+      case 'ready': {
+        const s = this.settings.current;
+        const model = await this.host.resolveModel().then((r) => r.label, () => '');
+        const init: ToWebview = {
+          type: 'init',
+          image: { src: this.panel.webview.asWebviewUri(this.image).toString(), name: path.basename(this.image.fsPath), path: vscode.workspace.asRelativePath(this.image) },
+          policy: s.cachePolicy,
+          keep: s.cacheRatio,
+          model,
+        };
+        void this.panel.webview.postMessage(init);
+        this.webviewReady = true;
+        for (const q of this.queue.splice(0)) void this.panel.webview.postMessage(q);
+        for (const r of this.readyWaiters.splice(0)) r();
+        return;
+      }
+      case 'ask':
+        void this.ask(m.question, true);
+        return;
+      case 'stop':
+        this.stop();
+        return;
+      case 'setCache':
+        log.info(`panel changed the cache to ${m.policy}, keep ${m.keep}`);
+        await this.settings.update('cachePolicy', m.policy);
+        await this.settings.update('cacheRatio', m.keep);
+        return;
+      case 'showLog':
+        log.show();
+        return;
+    }
+  }
+
+  /** Tells the webview the settings in use (after a change). */
+  async refreshSettings(): Promise<void> {
+    const s = this.settings.current;
+    const model = await this.host.resolveModel().then((r) => r.label, () => '');
+    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheRatio, model });
+  }
+
+  /** Asks a question: a new conversation about the image, or a follow-up in this panel's conversation. */
+  async ask(question: string, followUp: boolean): Promise<TurnRecord> {
+    if (this.running) {
+      // One question at a time per panel: a new one stops the one in progress.
+      this.stop();
+      await this.running.catch(() => undefined);
+    }
+    const p = this.runTurn(question, followUp);
+    this.running = p;
+    try {
+      return await p;
+    } finally {
+      if (this.running === p) this.running = null;
+    }
+  }
+
+  private async runTurn(question: string, followUp: boolean): Promise<TurnRecord> {
+    const turn = ++this.turns;
+    const settings = this.settings.current;
+    const continues = followUp && this.transcript.length > 0 && this.host.holdsConversation(this);
+    let note: string | undefined;
+    if (followUp && !continues && this.transcript.length > 0) {
+      note = 'The earlier conversation is no longer in the cache (another image was asked about, or the worker restarted): this question starts a new one.';
+    }
+    const rec: TurnRecord = { turn, question, followUp: continues, answer: '', tokens: 0 };
+    this.transcript.push(rec);
+    this.stopRequested = false;
+    this.currentId = null;
+    this.post({ type: 'busy', busy: true });
+    this.post({ type: 'turn', turn, question, followUp: continues, note });
+
+    let tokenBuf = '';
+    let tokenTimer: ReturnType<typeof setTimeout> | null = null;
+    const flushTokens = () => {
+      if (tokenTimer) clearTimeout(tokenTimer);
+      tokenTimer = null;
+      if (tokenBuf) this.post({ type: 'tokens', turn, text: tokenBuf });
+      tokenBuf = '';
+    };
+    const stats = new Throttle<CacheStats>(STATS_INTERVAL_MS, (s) => this.post({ type: 'stats', stats: s }));
+    try {
+      const result = await this.host.run(
+        this,
+        {
+          image: continues ? undefined : this.image.fsPath,
+          question,
+          cache: { policy: settings.cachePolicy, keep: settings.cacheRatio },
+          maxNewTokens: settings.maxNewTokens,
+        },
+        {
+          onToken: (text) => {
+            rec.answer += text;
+            rec.tokens++;
+            tokenBuf += text;
+            tokenTimer ??= setTimeout(flushTokens, TOKEN_BATCH_MS);
+          },
+          onStats: (s) => {
+            rec.stats = s;
+            stats.push(s);
+          },
+          onImportance: (map) => {
+            rec.importance = map;
+            this.post({ type: 'importance', map });
+          },
+          onProgress: (stage, detail) => this.post({ type: 'progress', stage, detail }),
+        },
+        (id) => {
+          this.currentId = id;
+          if (this.stopRequested) this.host.cancel(id);
+        },
+      );
+      flushTokens();
+      if (result.cache) {
+        rec.stats = result.cache;
+        stats.push(result.cache);
+      }
+      stats.flush();
+      rec.result = result;
+      rec.stopReason = result.stopReason;
+      // The final answer is authoritative (token pieces may not join to exactly the decoded text).
+      if (result.answer && result.answer !== rec.answer) rec.answer = result.answer;
+      const { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } = result;
+      this.post({ type: 'done', turn, result: { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } });
+    } catch (e) {
+      flushTokens();
+      stats.flush();
+      const err = e as WorkerError;
+      if (err instanceof WorkerError && err.code === 'cancelled') {
+        rec.stopReason = 'cancelled';
+        this.post({
+          type: 'done', turn,
+          result: { stopReason: 'cancelled', generatedTokens: rec.tokens, promptTokens: 0, imageTokens: 0, executionProvider: this.host.info?.executionProvider ?? '', timings: { loadMs: 0, visionMs: 0, prefillMs: 0, firstTokenMs: 0, decodeTokensPerSecond: 0 } },
+        });
+      } else {
+        const code = err instanceof WorkerError ? err.code : 'internal';
+        let message = err?.message ?? String(e);
+        if (code === 'worker-exit') message += '. The next question starts a new worker.';
+        rec.error = { message, code };
+        this.post({ type: 'error', turn, message, code });
+      }
+    } finally {
+      stats.dispose();
+      this.currentId = null;
+      this.post({ type: 'busy', busy: false });
+      this.turnEmitter.fire(rec);
+    }
+    return rec;
+  }
+
+  stop(): void {
+    if (!this.running) return;
+    this.stopRequested = true;
+    if (this.currentId !== null) {
+      log.info(`stop requested (request ${this.currentId})`);
+      this.host.cancel(this.currentId);
+    }
+  }
+
+  reveal(): void {
+    this.panel.reveal(undefined, false);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.stop();
+    this.host.release(this);
+    this.onDispose(this);
+    for (const s of this.subs) s.dispose();
+    this.turnEmitter.dispose();
+    this.panel.dispose();
+  }
+}
+
+export class PanelManager implements vscode.Disposable {
+  private readonly panels = new Map<string, ImagePanel>();
+  private lastActive: ImagePanel | undefined;
+  private readonly sub: vscode.Disposable;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly host: WorkerHost,
+    private readonly settings: SettingsManager,
+  ) {
+    this.sub = settings.onDidChange(() => {
+      for (const p of this.panels.values()) void p.refreshSettings();
+    });
+  }
+
+  /** The panel of an image: the existing one (revealed) or a new one. */
+  open(image: vscode.Uri): ImagePanel {
+    const key = panelKey(image);
+    let p = this.panels.get(key);
+    if (p) {
+      p.reveal();
+    } else {
+      p = new ImagePanel(image, this.extensionUri, this.host, this.settings, (gone) => {
+        if (this.panels.get(key) === gone) this.panels.delete(key);
+        if (this.lastActive === gone) this.lastActive = undefined;
+      });
+      const created = p;
+      created.panel.onDidChangeViewState((e) => {
+        if (e.webviewPanel.active) this.lastActive = created;
+      });
+      this.panels.set(key, p);
+    }
+    this.lastActive = p;
+    return p;
+  }
+
+  get(image: vscode.Uri): ImagePanel | undefined {
+    return this.panels.get(panelKey(image));
+  }
+
+  get all(): ImagePanel[] {
+    return [...this.panels.values()];
+  }
+
+  get active(): ImagePanel | undefined {
+    return this.all.find((p) => p.panel.active) ?? this.lastActive;
+  }
+
+  /** Stops the generating panels (the active one first, else all). */
+  stop(): boolean {
+    const a = this.active;
+    if (a?.busy) {
+      a.stop();
+      return true;
+    }
+    const busy = this.all.filter((p) => p.busy);
+    for (const p of busy) p.stop();
+    return busy.length > 0;
+  }
+
+  dispose(): void {
+    this.sub.dispose();
+    for (const p of this.all) p.dispose();
+  }
+}

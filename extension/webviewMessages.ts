@@ -1,0 +1,115 @@
+// The messages between the panel's webview and the extension, and the schema validator for every message the
+// webview sends. No `vscode` import and no DOM: shared by the extension, the webview bundle and the unit tests.
+import type { AskResult, ImportanceMap, PolicyName } from '../runtime/protocol.js';
+import type { CacheStats } from '../runtime/cache/types.js';
+
+export const MAX_QUESTION_LENGTH = 4000;
+export const POLICIES_IN_PANEL: readonly PolicyName[] = ['elastic', 'h2o', 'streaming', 'full'];
+export const KEEP_MIN = 0.05;
+export const KEEP_MAX = 1;
+
+/** Webview -> extension. */
+export type FromWebview =
+  | { type: 'ready' }
+  | { type: 'ask'; question: string }
+  | { type: 'stop' }
+  | { type: 'setCache'; policy: PolicyName; keep: number }
+  | { type: 'showLog' };
+
+/** Extension -> webview. */
+export type ToWebview =
+  | {
+      type: 'init';
+      image: { src: string; name: string; path: string };
+      policy: PolicyName;
+      keep: number;
+      model: string;
+    }
+  | { type: 'settings'; policy: PolicyName; keep: number; model: string }
+  | { type: 'turn'; turn: number; question: string; followUp: boolean; note?: string }
+  | { type: 'progress'; stage: string; detail?: string }
+  | { type: 'tokens'; turn: number; text: string }
+  | { type: 'stats'; stats: CacheStats }
+  | { type: 'importance'; map: ImportanceMap }
+  | { type: 'done'; turn: number; result: Pick<AskResult, 'stopReason' | 'generatedTokens' | 'promptTokens' | 'imageTokens' | 'executionProvider' | 'timings'> }
+  | { type: 'error'; turn: number; message: string; code: string }
+  | { type: 'busy'; busy: boolean };
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The fields each message type may carry, and their checks. Extra or missing fields make a message invalid. */
+const SCHEMA: Record<FromWebview['type'], Record<string, (v: unknown) => boolean>> = {
+  ready: {},
+  stop: {},
+  showLog: {},
+  ask: {
+    question: (v) => typeof v === 'string' && v.trim().length > 0 && v.length <= MAX_QUESTION_LENGTH,
+  },
+  setCache: {
+    policy: (v) => POLICIES_IN_PANEL.includes(v as PolicyName),
+    keep: (v) => typeof v === 'number' && Number.isFinite(v) && v >= KEEP_MIN && v <= KEEP_MAX,
+  },
+};
+
+export type ParseResult = { ok: true; message: FromWebview } | { ok: false; error: string };
+
+/** Validates one message from the webview against the schema; never throws. */
+export function parseWebviewMessage(m: unknown): ParseResult {
+  if (!isObj(m)) return { ok: false, error: 'message is not an object' };
+  const type = m.type;
+  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(SCHEMA, type)) {
+    return { ok: false, error: `unknown message type ${JSON.stringify(type)?.slice(0, 40)}` };
+  }
+  const fields = SCHEMA[type as FromWebview['type']];
+  for (const key of Object.keys(m)) {
+    if (key !== 'type' && !Object.prototype.hasOwnProperty.call(fields, key)) {
+      return { ok: false, error: `${type}: unexpected field ${JSON.stringify(key).slice(0, 40)}` };
+    }
+  }
+  for (const [key, check] of Object.entries(fields)) {
+    if (!check(m[key])) return { ok: false, error: `${type}: invalid or missing field ${key}` };
+  }
+  return { ok: true, message: m as unknown as FromWebview };
+}
+
+/** Coalesces frequent updates: at most one call per `intervalMs`, the latest value always delivered (trailing). */
+export class Throttle<T> {
+  private last = -Infinity;
+  private pending: { value: T } | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly emit: (value: T) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  push(value: T): void {
+    const wait = this.last + this.intervalMs - this.now();
+    if (wait <= 0 && !this.timer) {
+      this.last = this.now();
+      this.emit(value);
+      return;
+    }
+    this.pending = { value };
+    if (!this.timer) this.timer = setTimeout(() => this.flush(), Math.max(0, wait));
+  }
+
+  /** Delivers the pending value now (e.g. when a turn ends). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const p = this.pending;
+    this.pending = null;
+    if (p) {
+      this.last = this.now();
+      this.emit(p.value);
+    }
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.pending = null;
+  }
+}

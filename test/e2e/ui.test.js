@@ -1,0 +1,251 @@
+// UI tests in a real browser (Debian Chromium + playwright-core) against VS Code's server with the installed .vsix.
+// env: PORT, WORKSPACE, OUT (screenshots), CHROMIUM. Prints "ui: N passed, N failed".
+'use strict';
+const { chromium } = require('playwright-core');
+const PORT = process.env.PORT || 8765;
+const OUT = process.env.OUT || require('os').tmpdir();
+const ANSWER_MS = Number(process.env.E2E_ANSWER_TIMEOUT_MS || 120000);
+const t0 = Date.now();
+const lap = (m) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
+const LAUNCH = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+
+/** Runs a palette command; the remote extension registers its commands a few seconds after the workbench shows. */
+async function palette(page, title, timeoutMs = 60000) {
+  const end = Date.now() + timeoutMs;
+  const input = page.locator('.quick-input-widget input');
+  for (;;) {
+    await page.keyboard.press('F1');
+    await input.waitFor();
+    await input.fill('>' + title);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+    try {
+      await row.waitFor({ timeout: 3000 });
+      break;
+    } catch (e) {
+      await page.keyboard.press('Escape');
+      if (Date.now() > end) throw e;
+      await page.waitForTimeout(1000);
+    }
+  }
+  await page.keyboard.press('Enter');
+}
+
+const explorerRow = (page, name) => page.locator('.explorer-folders-view .monaco-list-row', { hasText: name }).first();
+
+/** Opens the explorer context menu of a file and returns the menu's item labels. */
+async function contextMenu(page, name) {
+  const menu = page.locator('.context-view .monaco-menu');
+  for (let attempt = 0; ; attempt++) {
+    await explorerRow(page, name).click({ button: 'right' });
+    try {
+      await menu.locator('.action-item').first().waitFor({ timeout: 5000 });
+      break;
+    } catch (e) {
+      // a closing quick input or a focus change can swallow the first right click
+      await page.keyboard.press('Escape');
+      if (attempt >= 3) throw e;
+      await page.waitForTimeout(500);
+    }
+  }
+  await page.waitForTimeout(300);
+  return (await menu.locator('.action-label').allTextContents()).map((s) => s.trim()).filter(Boolean);
+}
+
+/** Types the question into the question quick input and accepts it. */
+async function typeQuestion(page, question) {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => /Ask about/.test(document.querySelector('.quick-input-widget .quick-input-title')?.textContent || ''), null, { timeout: 30000 });
+  await input.fill(question);
+  await page.waitForTimeout(200);
+  await page.keyboard.press('Enter');
+}
+
+/** The frame of the panel whose title is the image name (webviews sit two iframes deep). */
+async function panelFrame(page, name, timeoutMs = 60000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of page.frames()) {
+      const t = await f.evaluate(() => document.getElementById('title')?.textContent ?? null).catch(() => null);
+      if (t === name) return f;
+    }
+    if (Date.now() > end) throw new Error(`no panel for ${name}`);
+    await page.waitForTimeout(300);
+  }
+}
+
+async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
+  await frame.locator(`#turn-${turn}.${cls}, #turn-${turn}.failed`).waitFor({ timeout: ms });
+  if (cls !== 'failed' && (await frame.locator(`#turn-${turn}.failed`).count())) {
+    throw new Error(`turn ${turn} failed: ${await frame.locator(`#turn-${turn} .error`).textContent()}`);
+  }
+}
+
+(async () => {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: LAUNCH });
+  const page = await (await browser.newContext({ viewport: { width: 1500, height: 950 } })).newPage();
+  const cspViolations = [];
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to (load|execute|apply)/i.test(m.text())) cspViolations.push(m.text().slice(0, 200));
+  });
+  let passed = 0, failed = 0;
+  const step = async (name, fn) => {
+    try {
+      await fn();
+      passed++;
+      lap(`ok   ${name}`);
+    } catch (e) {
+      failed++;
+      lap(`FAIL ${name}: ${String(e.message).split('\n')[0]}`);
+      await page.screenshot({ path: `${OUT}/failure-${failed}.png` }).catch(() => undefined);
+      await page.keyboard.press('Escape').catch(() => undefined);
+    }
+  };
+  const shot = (name) => page.screenshot({ path: `${OUT}/${name}.png` });
+
+  await step('workbench loads with the sample images in the explorer', async () => {
+    await page.goto(`http://127.0.0.1:${PORT}/?folder=${encodeURIComponent(process.env.WORKSPACE)}`);
+    await explorerRow(page, 'shapes.png').waitFor({ timeout: 90000 });
+    await explorerRow(page, 'notes.txt').waitFor({ timeout: 10000 });
+  });
+
+  await step('explorer context menu: no "Ask About Image" on a text file', async () => {
+    // wait until the extension's contributions are in (a palette round trip), then look at the menu
+    await palette(page, 'Elastic VLM: Select Model');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Embedded default model' }).waitFor({ timeout: 15000 });
+    await page.keyboard.press('Escape');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 5000 });
+    const items = await contextMenu(page, 'notes.txt');
+    if (!items.length) throw new Error('empty menu');
+    if (items.includes('Ask About Image')) throw new Error(`offered on notes.txt: ${items.join(', ')}`);
+    await shot('context-menu-text-file');
+    await page.keyboard.press('Escape');
+  });
+
+  await step('explorer context menu on an image -> question -> streamed answer with cache numbers', async () => {
+    const items = await contextMenu(page, 'shapes.png');
+    if (!items.includes('Ask About Image')) throw new Error(`menu: ${items.join(', ')}`);
+    await shot('context-menu-image');
+    await page.locator('.context-view .action-menu-item', { hasText: 'Ask About Image' }).hover();
+    await page.keyboard.press('Enter');
+    await typeQuestion(page, 'What is in this image?');
+    const f = await panelFrame(page, 'shapes.png');
+    await f.locator('#answer-1').filter({ hasText: /\S/ }).waitFor({ timeout: ANSWER_MS });
+    await waitTurn(f, 1);
+    const answer = (await f.locator('#answer-1').textContent()).trim();
+    const tokens = await f.locator('#stat-tokens').textContent();
+    const bytes = await f.locator('#stat-bytes').textContent();
+    lap(`answer: ${answer.slice(0, 100)} | tokens seen ${tokens} | ${bytes}`);
+    if (!/^\d+$/.test(tokens) || Number(tokens) <= 0) throw new Error(`tokens seen: ${tokens}`);
+    if (!/of .*\(\d+%\)/.test(bytes)) throw new Error(`bytes: ${bytes}`);
+    if ((await f.locator('#chart rect.kept').count()) < 1) throw new Error('no chart bars');
+    await page.locator('.tab', { hasText: 'VLM: shapes.png' }).waitFor({ timeout: 5000 });
+    await page.waitForTimeout(500);
+    await shot('panel-answer');
+  });
+
+  await step('palette: Elastic VLM: Ask About Image -> pick an image -> answer in a new panel', async () => {
+    await palette(page, 'Elastic VLM: Ask About Image');
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'small.png' }).first();
+    await row.waitFor({ timeout: 20000 });
+    const rows = await page.locator('.quick-input-list .monaco-list-row').allTextContents();
+    if (!rows.some((r) => r.includes('Browse'))) throw new Error(`no Browse... item: ${rows.join(' | ')}`);
+    await page.locator('.quick-input-widget input').fill('small.png');
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Enter');
+    await typeQuestion(page, 'Describe the picture briefly.');
+    const f = await panelFrame(page, 'small.png');
+    await waitTurn(f, 1);
+    await page.locator('.tab', { hasText: 'VLM: small.png' }).waitFor({ timeout: 5000 });
+    await shot('palette-answer');
+  });
+
+  await step('follow-up question in the same panel', async () => {
+    const f = await panelFrame(page, 'small.png');
+    const q = f.locator('#question textarea');
+    await q.click();
+    await q.fill('And what colors does it use?');
+    await q.press('Enter');
+    await waitTurn(f, 2);
+    const meta = await f.locator('#turn-2 .meta').textContent();
+    const a = (await f.locator('#answer-2').textContent()).trim();
+    if (!a) throw new Error('empty follow-up answer');
+    lap(`follow-up: ${a.slice(0, 80)} | ${meta}`);
+    await shot('panel-follow-up');
+  });
+
+  await step('Stop cancels an answer in progress', async () => {
+    const f = await panelFrame(page, 'small.png');
+    const q = f.locator('#question textarea');
+    await q.fill('Give a long and detailed description, please.');
+    await q.press('Enter');
+    await f.locator('#answer-3').filter({ hasText: /\S+\s+\S+/ }).waitFor({ timeout: ANSWER_MS });
+    await f.locator('#stop').click();
+    await f.locator('#turn-3.stopped').waitFor({ timeout: 30000 });
+    const meta = await f.locator('#turn-3 .meta').textContent();
+    if (!/stopped/.test(meta)) throw new Error(meta);
+    await shot('panel-stopped');
+  });
+
+  await step('a settings change (Settings editor) applies to the next question', async () => {
+    await palette(page, 'Preferences: Open User Settings');
+    await page.locator('.settings-editor').waitFor({ timeout: 20000 });
+    await page.waitForTimeout(500);
+    await page.keyboard.type('elasticVlm.cachePolicy');
+    const select = page.locator('.setting-item-contents', { hasText: 'Cache Policy' }).locator('select').first();
+    await select.waitFor({ timeout: 20000 });
+    await select.selectOption('h2o');
+    await page.waitForTimeout(800);
+    await shot('settings-cache-policy');
+    // back to the panel: its policy control follows the setting, and the next answer uses it
+    await page.locator('.tab', { hasText: 'VLM: small.png' }).click();
+    const f = await panelFrame(page, 'small.png');
+    await f.waitForFunction(() => document.getElementById('status')?.textContent?.includes('h2o'), null, { timeout: 20000 });
+    const q = f.locator('#question textarea');
+    await q.fill('What shapes are there?');
+    await q.press('Enter');
+    await waitTurn(f, 4);
+    const pol = await f.locator('#stat-policy').textContent();
+    if (!/^h2o/.test(pol)) throw new Error(`policy shown: ${pol}`);
+    await shot('panel-after-settings-change');
+  });
+
+  await step('model output is shown as text, never as HTML', async () => {
+    const f = await panelFrame(page, 'small.png');
+    const q = f.locator('#question textarea');
+    await q.fill('Answer with some html markup');
+    await q.press('Enter');
+    await waitTurn(f, 5);
+    const text = await f.locator('#answer-5').textContent();
+    const elements = await f.locator('#answer-5 *').count();
+    if (elements !== 0) throw new Error(`${elements} elements inside the answer`);
+    if (process.env.E2E_WORKER_MODE === 'fake' && !text.includes('<b>not bold</b>')) throw new Error(`answer: ${text}`);
+  });
+
+  await step('a corrupt image shows an error in the panel', async () => {
+    await contextMenu(page, 'corrupt.png');
+    await page.locator('.context-view .action-menu-item', { hasText: 'Ask About Image' }).hover();
+    await page.keyboard.press('Enter');
+    await typeQuestion(page, 'What is this?');
+    const f = await panelFrame(page, 'corrupt.png');
+    await f.locator('#turn-1.failed .error').waitFor({ timeout: ANSWER_MS });
+    const msg = await f.locator('#turn-1 .error').textContent();
+    lap(`error shown: ${msg}`);
+    await page.waitForTimeout(300);
+    await shot('panel-corrupt-image');
+  });
+
+  await step('no Content Security Policy violations in the panels', async () => {
+    const ours = cspViolations.filter((t) => !/vscode-resource.*workbench|serviceWorker/.test(t));
+    if (ours.length) throw new Error(ours.join(' | '));
+  });
+
+  await browser.close();
+  console.log(`ui: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+})().catch((e) => {
+  console.error(e);
+  console.log('ui: 0 passed, 1 failed');
+  process.exit(1);
+});
