@@ -1,0 +1,308 @@
+"""Train the default Idefics3 model from scratch on the synthetic generator (one GPU, bf16 autocast).
+
+Data is generated on the fly by DataLoader workers (Pillow drawing + augmentation + the processor-identical
+uint8 tiling of model.preprocess_uint8); normalisation happens on the GPU. Each training sequence is one image
+followed by a few question/answer turns (the first turn is exactly the evaluation prompt format); the loss covers
+the assistant answer tokens and their <end_of_utterance>. The learning-rate schedule runs on wall-clock time:
+linear warm-up, then cosine decay over --budget seconds.
+
+Usage: python train/train.py --tok DIR --out DIR [--budget 420] [--batch 128] [--workers 15]
+"""
+import argparse
+import functools
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import model as M  # noqa: E402
+
+
+class Stream(torch.utils.data.IterableDataset):
+    def __init__(self, tok_path, preset, split, start, max_len, describe_p=0.25, augment=True):
+        self.tok_path, self.preset, self.split, self.start = tok_path, preset, split, start
+        self.max_len, self.describe_p, self.augment = max_len, describe_p, augment
+
+    def __iter__(self):
+        from tokenizers import Tokenizer
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        enc = M.Encoder(Tokenizer.from_file(self.tok_path), self.preset)
+        i = self.start + wid
+        while True:
+            yield make_train_example(enc, self.preset, self.split, i, self.describe_p, self.augment, self.max_len)
+            i += nw
+
+
+def make_train_example(enc, preset, split, i, describe_p, augment, max_len):
+    s = data.make_sample(split, i)
+    rng = random.Random(data.seed_for(split + "-aug", i))
+    img = data.augment(s["image"], rng) if augment else s["image"]
+    tiles, rows, cols = M.preprocess_uint8(img, preset)
+    short = [(q, a, False) for _, q, a in s["qa"]]
+    rng.shuffle(short)
+    turns = short[:rng.randint(1, max(1, len(short)))]
+    if rng.random() < describe_p:
+        d = (data.DESCRIBE_QUESTION, s["describe"], True)
+        if rng.random() < 0.5:
+            turns.insert(0, d)
+        else:
+            turns.append(d)
+    ids, wts = enc.conversation(rows, cols, turns, describe_weight=0.3)
+    ids, wts = ids[:max_len], wts[:max_len]
+    return torch.from_numpy(tiles), torch.tensor(ids, dtype=torch.long), torch.tensor(wts, dtype=torch.float32)
+
+
+def collate(batch, pad_id=2):
+    tiles = torch.cat([b[0] for b in batch], 0)
+    L = max(len(b[1]) for b in batch)
+    ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
+    wts = torch.zeros((len(batch), L), dtype=torch.float32)
+    am = torch.zeros((len(batch), L), dtype=torch.long)
+    for k, (_, i, w) in enumerate(batch):
+        ids[k, :len(i)] = i
+        wts[k, :len(w)] = w
+        am[k, :len(i)] = 1
+    return tiles, ids, wts, am
+
+
+def embed_with_images(model, ids, pixel_values):
+    """inputs_embeds with the <image> rows replaced by the connector output of all tiles (in order)."""
+    inner = model.model
+    emb = inner.text_model.get_input_embeddings()(ids)
+    if pixel_values is not None and pixel_values.shape[0] > 0:
+        vis = inner.vision_model(pixel_values=pixel_values).last_hidden_state
+        feats = inner.connector(vis)
+        mask = (ids == model.config.image_token_id).unsqueeze(-1)
+        n_img = int(mask.sum().item())
+        assert n_img == feats.shape[0] * feats.shape[1], (n_img, tuple(feats.shape))
+        emb = emb.masked_scatter(mask.expand_as(emb), feats.to(emb.dtype).reshape(-1, emb.shape[-1]))
+    return emb
+
+
+def loss_fn(model, tiles_u8, ids, wts, am):
+    px = M.normalize(tiles_u8)
+    emb = embed_with_images(model, ids, px)
+    h = model.model.text_model(inputs_embeds=emb, attention_mask=am).last_hidden_state
+    w = wts[:, 1:]
+    sel = w > 0
+    logits = model.lm_head(h[:, :-1][sel]).float()
+    tgt = ids[:, 1:][sel]
+    ce = F.cross_entropy(logits, tgt, reduction="none")
+    ww = w[sel]
+    loss = (ce * ww).sum() / ww.sum()
+    acc = (logits.argmax(-1) == tgt).float().mean()
+    return loss, acc
+
+
+@torch.no_grad()
+def greedy_generate(model, enc, items, preset, device, max_new=8, batch=48):
+    """items: list of (PIL image, question). Returns list of decoded answers (greedy, full KV cache)."""
+    model.eval()
+    eou = enc.tok.token_to_id("<end_of_utterance>")
+    stops = {eou, enc.tok.token_to_id("<|im_end|>"), enc.tok.token_to_id("<|endoftext|>")}
+    prepared = []
+    for k, (img, q) in enumerate(items):
+        tiles, rows, cols = M.preprocess_uint8(img, preset)
+        ids = enc.enc(enc.prompt_text(rows, cols, q))
+        prepared.append((k, tiles, ids))
+    groups = {}
+    for p in prepared:
+        groups.setdefault(len(p[2]), []).append(p)
+    out = [None] * len(items)
+    for L, g in groups.items():
+        for j in range(0, len(g), batch):
+            chunk = g[j:j + batch]
+            ids = torch.tensor([c[2] for c in chunk], device=device)
+            tiles = torch.cat([torch.from_numpy(c[1]) for c in chunk]).to(device)
+            emb = embed_with_images(model, ids, M.normalize(tiles))
+            am = torch.ones_like(ids)
+            o = model.model.text_model(inputs_embeds=emb, attention_mask=am, use_cache=True)
+            past = o.past_key_values
+            nxt = model.lm_head(o.last_hidden_state[:, -1]).argmax(-1)
+            gen = [[] for _ in chunk]
+            done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+            for t in range(max_new):
+                for b in range(len(chunk)):
+                    if not done[b]:
+                        gen[b].append(int(nxt[b]))
+                done |= torch.tensor([int(x) in stops for x in nxt.tolist()], device=device)
+                if bool(done.all()) or t == max_new - 1:
+                    break
+                am = torch.cat([am, torch.ones_like(am[:, :1])], 1)
+                e = model.model.text_model.get_input_embeddings()(nxt[:, None])
+                o = model.model.text_model(inputs_embeds=e, attention_mask=am, past_key_values=past, use_cache=True)
+                past = o.past_key_values
+                nxt = model.lm_head(o.last_hidden_state[:, -1]).argmax(-1)
+            for b, c in enumerate(chunk):
+                toks = [x for x in gen[b] if x not in stops]
+                out[c[0]] = enc.tok.decode(toks, skip_special_tokens=True).strip()
+    return out
+
+
+def norm_answer(s):
+    return s.strip().strip(".").strip().lower()
+
+
+def rouge_l(a, b):
+    x, y = a.split(), b.split()
+    if not x or not y:
+        return 0.0
+    dp = [0] * (len(y) + 1)
+    for i in range(1, len(x) + 1):
+        prev = 0
+        for j in range(1, len(y) + 1):
+            cur = dp[j]
+            dp[j] = prev + 1 if x[i - 1] == y[j - 1] else max(dp[j], dp[j - 1])
+            prev = cur
+    lcs = dp[-1]
+    p, r = lcs / len(x), lcs / len(y)
+    return 0.0 if lcs == 0 else 2 * p * r / (p + r)
+
+
+def evaluate_heldout(model, enc, preset, device, heldout_dir, limit=None):
+    from PIL import Image
+    rows = [json.loads(l) for l in open(os.path.join(heldout_dir, "samples.jsonl"))]
+    if limit:
+        rows = rows[:limit]
+    imgs = {}
+    for r in rows:
+        if r["image"] not in imgs:
+            imgs[r["image"]] = Image.open(os.path.join(heldout_dir, r["image"])).convert("RGB")
+    short = [r for r in rows if r["task"] != "describe"]
+    desc = [r for r in rows if r["task"] == "describe"]
+    t0 = time.time()
+    preds_s = greedy_generate(model, enc, [(imgs[r["image"]], r["question"]) for r in short], preset, device, 8)
+    preds_d = greedy_generate(model, enc, [(imgs[r["image"]], r["question"]) for r in desc], preset, device, 256)
+    per = {}
+    examples = []
+    for r, p in zip(short, preds_s):
+        ok = norm_answer(p) == norm_answer(r["answer"])
+        per.setdefault(r["task"], []).append(ok)
+        if len(examples) < 40 and not ok:
+            examples.append({"q": r["question"], "a": r["answer"], "pred": p, "image": r["image"]})
+    rl = [rouge_l(p, r["answer"]) for r, p in zip(desc, preds_d)]
+    em_d = [norm_answer(p) == norm_answer(r["answer"]) for r, p in zip(desc, preds_d)]
+    res = {
+        "samples": len(rows),
+        "short_samples": len(short),
+        "accuracy_short": float(np.mean([x for v in per.values() for x in v])) if short else None,
+        "per_task": {k: float(np.mean(v)) for k, v in sorted(per.items())},
+        "per_task_n": {k: len(v) for k, v in sorted(per.items())},
+        "describe_exact": float(np.mean(em_d)) if desc else None,
+        "describe_rougeL": float(np.mean(rl)) if desc else None,
+        "describe_example": {"pred": preds_d[0], "ref": desc[0]["answer"]} if desc else None,
+        "wrong_examples": examples,
+        "eval_seconds": time.time() - t0,
+    }
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tok", required=True, help="tokenizer dir")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--budget", type=float, default=420.0, help="seconds of training")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--workers", type=int, default=15)
+    ap.add_argument("--max-len", type=int, default=768)
+    ap.add_argument("--heldout", default=None)
+    ap.add_argument("--eval-limit", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    torch.manual_seed(a.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    dev = torch.device("cuda")
+    from tokenizers import Tokenizer
+    tok_path = os.path.join(a.tok, "tokenizer.json")
+    tok = Tokenizer.from_file(tok_path)
+    enc = M.Encoder(tok, a.preset)
+    model = M.build_model(a.preset, tok, impl="sdpa").to(dev)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"params {n_params/1e6:.2f}M  attn={model.config.text_config._attn_implementation}", flush=True)
+
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embed" not in n else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8, fused=True)
+    pad_id = tok.token_to_id("<|im_end|>")
+    ds = Stream(tok_path, a.preset, "train", start=a.seed * 100_000_000, max_len=a.max_len)
+    dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, num_workers=a.workers, pin_memory=True,
+                                     prefetch_factor=4, persistent_workers=False, multiprocessing_context="fork",
+                                     collate_fn=functools.partial(collate, pad_id=pad_id))
+    log = {"config": vars(a), "params": n_params, "steps": [], "card": torch.cuda.get_device_name(0)}
+    warm = 100
+    step, t_start, t_wait, samples = 0, None, 0.0, 0
+    last_ckpt = time.time()
+    it = iter(dl)
+    t_first = time.time()
+    ema = None
+    while True:
+        t0 = time.time()
+        tiles, ids, wts, am = next(it)
+        tw = time.time() - t0
+        if t_start is None:
+            t_start = time.time()
+            print(f"first batch after {t_start - t_first:.1f}s", flush=True)
+        else:
+            t_wait += tw
+        el = time.time() - t_start
+        frac = min(1.0, el / a.budget)
+        lr = a.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        tiles, ids, wts, am = (x.to(dev, non_blocking=True) for x in (tiles, ids, wts, am))
+        model.train()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss, acc = loss_fn(model, tiles, ids, wts, am)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        samples += ids.shape[0]
+        if step % 25 == 0 or step == 1:
+            lv = float(loss)
+            ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+            rec = {"step": step, "t": round(el, 1), "loss": round(lv, 4), "tok_acc": round(float(acc), 4),
+                   "lr": lr, "grad_norm": round(float(gn), 3), "samples": samples,
+                   "samples_per_s": round(samples / max(el, 1e-6), 1), "data_wait_s": round(t_wait, 1),
+                   "seq_len": ids.shape[1]}
+            log["steps"].append(rec)
+            print(json.dumps(rec), flush=True)
+        if time.time() - last_ckpt > 120:
+            model.save_pretrained(os.path.join(a.out, "pt"))
+            last_ckpt = time.time()
+        if el >= a.budget:
+            break
+    train_s = time.time() - t_start
+    log["train_seconds"] = train_s
+    log["total_steps"] = step
+    log["total_samples"] = samples
+    log["data_wait_seconds"] = t_wait
+    print(f"trained {step} steps, {samples} samples in {train_s:.1f}s (data wait {t_wait:.1f}s)", flush=True)
+    del it, dl
+    model.save_pretrained(os.path.join(a.out, "pt"))
+    json.dump(log, open(os.path.join(a.out, "train_log.json"), "w"), indent=1)
+    if a.heldout:
+        res = evaluate_heldout(model.float(), enc, a.preset, dev, a.heldout, a.eval_limit)
+        log["heldout_pytorch"] = res
+        print(json.dumps({k: v for k, v in res.items() if k != "wrong_examples"}, indent=1), flush=True)
+        json.dump(log, open(os.path.join(a.out, "train_log.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
