@@ -19,6 +19,7 @@ export interface RowSpec {
   shortQuestion: string;
   /** Load the decoder without the importance outputs (to price them). */
   noScores?: boolean;
+  dtype?: string;
 }
 
 export interface RowResult {
@@ -49,7 +50,7 @@ const median = (xs: number[]) => {
 };
 
 export async function runRow(spec: RowSpec): Promise<RowResult> {
-  const vlm = await Vlm.load({ modelDir: spec.modelDir, device: spec.provider, scores: !spec.noScores });
+  const vlm = await Vlm.load({ modelDir: spec.modelDir, device: spec.provider, dtype: spec.dtype, scores: !spec.noScores });
   const cache: CacheOptions = { policy: spec.policy, keep: spec.keep };
   const conv = vlm.conversation();
   let steps: StepInfo[] = [];
