@@ -132,7 +132,19 @@ export class Vlm {
     return feedable(out[this.sessions.embed.outputNames[0]]);
   }
 
+  /** Evaluation runs reuse each image's pixel values and vision features across cells (set by the caller). */
+  imageMemo: Map<string, Preprocessed> | null = null;
+  private featureMemo = new WeakMap<Preprocessed, Tensor>();
+
   async vision(pre: Preprocessed): Promise<Tensor> {
+    const hit = this.imageMemo ? this.featureMemo.get(pre) : undefined;
+    if (hit) return hit;
+    const features = await this.visionRun(pre);
+    if (this.imageMemo) this.featureMemo.set(pre, features);
+    return features;
+  }
+
+  private async visionRun(pre: Preprocessed): Promise<Tensor> {
     this.counters.visionRuns++;
     const T = pre.tile;
     const dims = [1, pre.numImages, 3, T, T];
@@ -237,7 +249,9 @@ export class Conversation {
 
   async ask(image: string | Buffer, question: string, opts: TurnOptions, cb: AskCallbacks = {}): Promise<TurnResult> {
     const t0 = performance.now();
-    const pre = await preprocess(await decodeImage(image), this.vlm.config.image);
+    const memo = typeof image === 'string' ? this.vlm.imageMemo?.get(image) : undefined;
+    const pre = memo ?? (await preprocess(await decodeImage(image), this.vlm.config.image));
+    if (typeof image === 'string' && this.vlm.imageMemo && !memo) this.vlm.imageMemo.set(image, pre);
     return this.askPreprocessed(pre, question, opts, cb, t0);
   }
 

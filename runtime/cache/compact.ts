@@ -67,6 +67,16 @@ function compile(assign: LayerAssign, len: number): Compiled {
   return { newLen, ops, dst, src, count, sources };
 }
 
+// Policies share one assign array across layers (evictions); compile it once, not once per key/value tensor.
+const compiledCache = new WeakMap<LayerAssign, { len: number; c: Compiled }>();
+function compiledFor(assign: LayerAssign, len: number): Compiled {
+  const hit = compiledCache.get(assign);
+  if (hit && hit.len === len) return hit.c;
+  const c = compile(assign, len);
+  compiledCache.set(assign, { len, c });
+  return c;
+}
+
 interface Options {
   /** Compact inside `data` and return a view of its head (no allocation); `data` is clobbered. */
   inPlace?: boolean;
@@ -87,7 +97,7 @@ function applyGeneric<T extends Float32Array | Uint16Array>(
   if (data.length !== heads * len * headDim) {
     throw new RangeError(`data has ${data.length} elements, expected ${heads}x${len}x${headDim}`);
   }
-  const c = compile(assign, len);
+  const c = compiledFor(assign, len);
   const { newLen, dst, src, count } = c;
   const D = headDim;
   const out = opts.inPlace ? data : alloc(heads * newLen * D);

@@ -93,9 +93,10 @@ export class CpuKvStore implements KvStore {
     for (let i = 0; i < this.shape.layers; i++) {
       for (const side of [this.keys, this.values]) {
         const data = side[i].data as Float32Array | Uint16Array;
+        // In place: the buffers are the decoder's outputs, owned by this store; no copy of the whole cache per step.
         const r = data instanceof Uint16Array
-          ? applyAssignHalf(data, kvHeads, this.len, headDim, plan[i])
-          : applyAssign(data, kvHeads, this.len, headDim, plan[i]);
+          ? applyAssignHalf(data, kvHeads, this.len, headDim, plan[i], { inPlace: true })
+          : applyAssign(data, kvHeads, this.len, headDim, plan[i], { inPlace: true });
         side[i] = this.tensor(r.data, r.newLen);
         newLen = r.newLen;
       }

@@ -172,11 +172,18 @@ async function main(): Promise<number> {
     const cells: { policy: PolicyName; keep: number }[] = [];
     for (const p of policies) {
       if (p === 'full') cells.push({ policy: 'full', keep: 1 });
-      else for (const k of keeps) cells.push({ policy: p, keep: k });
+      else for (const k of keeps) if (k < 1) cells.push({ policy: p, keep: k });
     }
+    // At keep 1 a compressing policy never plans anything: its row is the full cache's, by construction.
+    const sameAsFull = keeps.includes(1) ? policies.filter((p) => p !== 'full') : [];
+    if (sameAsFull.length && !cells.some((c) => c.policy === 'full')) cells.unshift({ policy: 'full', keep: 1 });
     const vlm = await Vlm.load({ modelDir: resolve(values.model ?? defaultModelDir()), device: parseDevice(values.device) });
+    vlm.imageMemo = new Map(); // every cell sees the same images: encode each once
     const log = (s: string) => process.stderr.write(`${s}\n`);
     const rows = await evaluate(vlm, samples, cells, positions, log);
+    const full = rows.find((r) => r.policy === 'full');
+    if (full) for (const p of sameAsFull) rows.push({ ...full, policy: p });
+    if (!policies.includes('full')) rows.splice(rows.indexOf(full!), 1);
     await vlm.release();
     const machine = machineInfo();
     if (values.docs) {

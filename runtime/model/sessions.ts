@@ -1,6 +1,6 @@
 // Execution providers: `auto` tries the platform's GPU providers in order and falls back to the CPU with a
 // logged reason (onnxruntime-node has no automatic fallback of its own).
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BadInputError } from '../errors.js';
 import type { Device } from '../protocol.js';
@@ -11,10 +11,28 @@ export type Provider = Exclude<Device, 'auto'>;
 
 /** GPU providers worth trying on this platform, fastest first. */
 export function gpuCandidates(platform = process.platform, arch = process.arch): Provider[] {
-  if (platform === 'linux' && arch === 'x64') return cudaLibsPresent() ? ['cuda', 'webgpu'] : ['webgpu'];
+  if (platform === 'linux' && arch === 'x64') {
+    const list: Provider[] = cudaLibsPresent() ? ['cuda'] : [];
+    if (hardwareGpuLikely()) list.push('webgpu');
+    return list;
+  }
   if (platform === 'win32') return ['dml', 'webgpu'];
   if (platform === 'darwin' && arch === 'arm64') return ['coreml', 'webgpu'];
   return [];
+}
+
+/**
+ * `auto` must not pick a software Vulkan (lavapipe): it is correct but far slower than the CPU provider. On Linux a
+ * hardware GPU shows up as a DRM render node or an NVIDIA device node, and a forced lavapipe ICD means software.
+ */
+function hardwareGpuLikely(): boolean {
+  if (/lvp_icd|lavapipe/i.test(`${process.env.VK_ICD_FILENAMES ?? ''}${process.env.VK_DRIVER_FILES ?? ''}`)) return false;
+  try {
+    if (existsSync('/dev/nvidia0')) return true;
+    return readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+  } catch {
+    return false;
+  }
 }
 
 /** CUDA only loads when its provider library sits next to libonnxruntime (installs that skipped it lack it). */

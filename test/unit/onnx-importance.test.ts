@@ -457,9 +457,12 @@ describe('rewriteForImportance: unfused Softmax attention', () => {
     g.output('out', F32, [1, 2, 3, 2]);
     g.output('present.0.key', F32, [1, 2, 4, 2]);
     const res = rewriteForImportance(g.model({ opset: 11, irVersion: 6 }));
-    for (const n of res.model.graph!.node!.filter((x) => (x.opType ?? '').startsWith('Reduce'))) {
+    // queries (axis 2) are summed first, then the heads (axis 1) averaged
+    const reduces = res.model.graph!.node!.filter((x) => (x.opType ?? '').startsWith('Reduce'));
+    assert.deepEqual(reduces.map((n) => n.opType), ['ReduceSum', 'ReduceMean']);
+    for (const [n, axis] of [[reduces[0], 2], [reduces[1], 1]] as const) {
       assert.equal(n.input!.length, 1);
-      assert.deepEqual(n.attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [1]);
+      assert.deepEqual(n.attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [axis]);
     }
     const scores = randn(rng(5), 24, 3);
     const out = await run(encodeModel(res.model), {
