@@ -100,7 +100,8 @@ export class Vlm {
     const { choice, value: sessions } = await chooseProvider(opts.device ?? 'auto', async (p) => {
       const decoder = await createSession(decoderPath, p, { gpuOutputs: p === 'webgpu' ? presents : undefined });
       const vision = await createSession(config.files.vision, p);
-      const embed = await createSession(config.files.embed, p);
+      // The embedding lookup is one Gather: on the CPU it costs nothing and spares a GPU round trip per step.
+      const embed = await createSession(config.files.embed, 'cpu');
       return { vision, embed, decoder };
     }, log);
     const kvDtype = checkGraphs(config, sessions);
