@@ -194,7 +194,8 @@ def gen_shapes(rng):
     desc.append("By color there are " + join_list(col_counts) + ".")
     top = min(objs, key=lambda o: o["y"])
     desc.append(f"The highest shape is the {top['color']} {top['shape']}.")
-    return img, qa, " ".join(desc)
+    meta = {"objects": objs, "size": (w, h)}
+    return img, qa, " ".join(desc), meta
 
 
 # ----------------------------------------------------------------------------------------------- bars
@@ -251,7 +252,8 @@ def gen_bars(rng):
                 f"{labels[values.index(min(values))]}.")
     if show_values:
         desc.append("Each bar has its value written above it.")
-    return img, qa, " ".join(desc)
+    meta = {"title": title, "labels": labels, "values": values, "color": color_name, "show_values": show_values}
+    return img, qa, " ".join(desc), meta
 
 
 # ----------------------------------------------------------------------------------------------- ui
@@ -318,7 +320,9 @@ def gen_ui(rng):
             f"At the bottom there are {NUM_WORDS[n_btn]} buttons: {join_list(buttons)}.",
             f"The {pos_names[-1]} button {buttons[-1]} is blue and the other buttons are gray.",
             "The title bar has a red, a yellow and a green dot on the right."]
-    return img, qa, " ".join(desc)
+    meta = {"title": title, "options": options, "checked": checked, "radio": radio, "buttons": buttons,
+            "button_positions": pos_names}
+    return img, qa, " ".join(desc), meta
 
 
 # ----------------------------------------------------------------------------------------------- flow
@@ -385,18 +389,23 @@ def gen_flow(rng):
     for i in range(n - 1):
         desc.append(f"{labels[i].capitalize()} leads to {labels[i + 1]}.")
     desc.append(f"The process ends at {labels[-1]}.")
-    return img, qa, " ".join(desc)
+    meta = {"labels": labels, "layout": layout}
+    return img, qa, " ".join(desc), meta
 
 
 GENERATORS = {"shapes": gen_shapes, "bars": gen_bars, "ui": gen_ui, "flow": gen_flow}
 
 
 def make_sample(split, index, family=None):
-    """Return dict(image=PIL.Image, family, qa=[(task, question, answer)], describe=str)."""
+    """Return dict(image=PIL.Image, family, qa=[(task, question, answer)], describe=str, meta=dict).
+    meta holds the drawn layout (labels, options, ...) for the reading curriculum (train/curriculum.py); it is
+    derived from values already drawn, so adding it did not change any random draw (the held-out set
+    regenerates byte for byte)."""
     rng = random.Random(seed_for(split, index))
     fam = family or FAMILIES[rng.randrange(len(FAMILIES))]
-    img, qa, desc = GENERATORS[fam](rng)
-    return {"image": img, "family": fam, "qa": qa, "describe": desc, "seed_index": index, "split": split}
+    img, qa, desc, meta = GENERATORS[fam](rng)
+    return {"image": img, "family": fam, "qa": qa, "describe": desc, "meta": meta, "seed_index": index,
+            "split": split}
 
 
 # ----------------------------------------------------------------------------------------------- augmentation

@@ -202,22 +202,31 @@ class Encoder:
 
     def conversation(self, rows, cols, turns, describe_weight=0.5):
         """turns: [(question, answer, is_describe)]. Returns ids, weights (loss weight of predicting ids[t])."""
-        ids, wts = [], []
+        ids, wts, _ = self.conversation_kinds(rows, cols, [(q, a, 3 if d else 1) for q, a, d in turns],
+                                              describe_weight)
+        return ids, wts
 
-        def add(text, w):
+    def conversation_kinds(self, rows, cols, turns, describe_weight=0.5):
+        """turns: [(question, answer, kind)] with kind 1 = short answer, 2 = reading curriculum, 3 = describe.
+        Returns ids, weights (loss weight of predicting ids[t]) and the kind of each answer token (0 elsewhere)."""
+        ids, wts, kinds = [], [], []
+
+        def add(text, w, kind=0):
             t = self.enc(text)
             ids.extend(t)
             wts.extend([w] * len(t))
+            kinds.extend([kind] * len(t))
 
-        for k, (q, a, is_desc) in enumerate(turns):
+        for k, (q, a, kind) in enumerate(turns):
             if k == 0:
                 add("<|im_start|>User:" + image_prompt(rows, cols, self.seq_len), 0.0)
                 add(q + "<end_of_utterance>\nAssistant:", 0.0)
             else:
                 add("User: " + q + "<end_of_utterance>\nAssistant:", 0.0)
-            w = describe_weight if is_desc else 1.0
-            add(" " + a, w)
+            w = describe_weight if kind == 3 else 1.0
+            add(" " + a, w, kind)
             ids.append(self.eou)
             wts.append(w)
+            kinds.append(kind)
             add("\n", 0.0)
-        return ids, wts
+        return ids, wts, kinds

@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # One command on the GPU machine: tokenizer -> tiny test model + fixtures -> training -> export -> verify -> eval.
-# Usage: bash train/pipeline.sh OUT_DIR [smoke|real]   (run from the repository root)
+# Usage: bash train/pipeline.sh OUT_DIR [smoke|real|continue]   (run from the repository root)
+#   real     : from scratch (new tokenizer, tiny test model + fixtures, 470 s of training)
+#   continue : continue training the committed model (INIT=models/default): rebuild its PyTorch weights from the
+#              ONNX files (train/from_onnx.py) and check them against onnxruntime (if that check fails, train
+#              from scratch instead and say so in the log), held-out eval before, reading curriculum
+#              (train/curriculum.py) from 45% to 15% of the samples, peak lr 5e-4 (LR=...), BUDGET=440 s of
+#              training, eval, export, verify, all within DEADLINE_S=565 s. Keeps INIT's tokenizer; no fixtures.
 # Everything is written under OUT_DIR/work; OUT_DIR/results.tar.gz.part* is the packed result
-# (unpack: cat results.tar.gz.part* | tar xz).
+# (unpack: cat results.tar.gz.part* | tar xz). With PACK=DIR the parts (and a live train_log.json) go to DIR.
 set -u -o pipefail
 OUT=${1:?out dir}; MODE=${2:-real}
 W=$OUT/work; mkdir -p "$W"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 START=$(date +%s)
 if [ "$MODE" = smoke ]; then BUDGET=${BUDGET:-75}; DEADLINE=$((START + 390)); EVAL_LIMIT="--eval-limit 80";
+elif [ "$MODE" = continue ]; then BUDGET=${BUDGET:-440}; DEADLINE=$((START + ${DEADLINE_S:-565})); EVAL_LIMIT="";
 else BUDGET=${BUDGET:-470}; DEADLINE=$((START + 575)); EVAL_LIMIT=""; fi
+INIT=${INIT:-models/default}
 left() { echo $((DEADLINE - $(date +%s))); }
 stamp() { echo "=== [$(( $(date +%s) - START ))s] $*"; }
 pack() {
   stamp pack
   cp "$0" "$W/" 2>/dev/null
   EXCL=""; [ "$MODE" = smoke ] && EXCL="--exclude=default/onnx"
+  # keep the PyTorch weights only when no ONNX export came out of the run
+  [ -s "$W/default/onnx/decoder_model_merged.onnx" ] || [ ! -d "$W/train/pt" ] || cp -r "$W/train/pt" "$W/pt_unexported"
   (cd "$W" && tar czf - $EXCL --exclude=train/pt --exclude=train/pt_ckpt . ) | split -b 15m -d - "${PACK:-$OUT}/results.tar.gz.part"
   ls -la "${PACK:-$OUT}"
 }
@@ -24,16 +34,26 @@ stamp versions
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import sys, torch, transformers, onnx, onnxruntime, tokenizers, PIL, numpy; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'onnx', onnx.__version__, 'ort', onnxruntime.__version__, 'tokenizers', tokenizers.__version__, 'PIL', PIL.__version__, 'numpy', numpy.__version__)"
 nproc
+VIMG=$(ls data/heldout/*_ui.png | head -1)
+if [ "$MODE" = continue ]; then
+  TOK=$INIT
+  stamp "continue from $INIT: rebuild + verify + eval before, then train budget=$BUDGET"
+  timeout $(( $(left) - 30 )) python3 train/train.py --tok "$TOK" --init-onnx "$INIT" --verify-image "$VIMG" --eval-before \
+    --lr "${LR:-5e-4}" --warmup 100 --curriculum "${CURRICULUM:-0.45,0.15}" --words-frac 0.3 --seed "${SEED:-1}" \
+    --out "$W/train" --budget "$BUDGET" --deadline $((DEADLINE - 45)) --heldout data/heldout \
+    ${PACK:+--progress "$PACK/train_log.json"} || echo "TRAIN FAILED rc=$?"
+else
 python3 -c "import transformers; print('idefics3 image processor classes:', [n for n in dir(transformers) if 'Idefics3ImageProcessor' in n])"
+TOK=$W/tok
 stamp tokenizer
 python3 train/tokenizer.py "$W/tok" || exit 1
 stamp fixtures
 timeout $(left) python3 train/fixtures.py --tok "$W/tok" --images test/fixtures/images --out "$W/fixtures" || echo "FIXTURES FAILED rc=$?"
 stamp train budget=$BUDGET
 timeout $(left) python3 train/train.py --tok "$W/tok" --out "$W/train" --budget "$BUDGET" --heldout data/heldout $EVAL_LIMIT || echo "TRAIN FAILED rc=$?"
+fi
 stamp export
-VIMG=$(ls data/heldout/*_ui.png | head -1)
-timeout $(left) python3 train/export.py --pt "$W/train/pt" --tok "$W/tok" --out "$W/default" --preset default \
+timeout $(left) python3 train/export.py --pt "$W/train/pt" --tok "$TOK" --out "$W/default" --preset default \
   --verify-image "$VIMG" --verify-question "What is the window title?" || echo "EXPORT FAILED rc=$?"
 cp "$W/train/train_log.json" "$W/default/training_log.json" 2>/dev/null
 python3 - "$W" <<'PY'

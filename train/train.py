@@ -1,4 +1,6 @@
-"""Train the default Idefics3 model from scratch on the synthetic generator (one GPU, bf16 autocast).
+"""Train the default Idefics3 model on the synthetic generator (one GPU, bf16 autocast): from scratch, or
+continued from a model folder in the ONNX layout (--init-onnx, weights rebuilt by train/from_onnx.py and checked
+against onnxruntime first; if that check fails the run logs it and trains from scratch instead).
 
 Data is generated on the fly by DataLoader workers (Pillow drawing + augmentation + the processor-identical
 uint8 tiling of model.preprocess_uint8); normalisation happens on the GPU. Each training sequence is one image
@@ -6,7 +8,14 @@ followed by a few question/answer turns (the first turn is exactly the evaluatio
 the assistant answer tokens and their <end_of_utterance>. The learning-rate schedule runs on wall-clock time:
 linear warm-up, then cosine decay over --budget seconds.
 
+Reading curriculum (train/curriculum.py, --curriculum P0,P1): a sample is a curriculum sample with probability
+going linearly (wall clock) from P0 to P1 over the run; a curriculum sample is a word image (--words-frac of them)
+or an ordinary family image carrying 3-6 extra reading questions besides its own. Training seeds come from the
+splits "train" and "words" only (never "heldout").
+
 Usage: python train/train.py --tok DIR --out DIR [--budget 420] [--batch 128] [--workers 15]
+       continue: python train/train.py --tok models/default --init-onnx models/default --lr 5e-4 \
+                 --curriculum 0.45,0.15 --seed 1 --out DIR --heldout data/heldout --eval-before
 """
 import argparse
 import functools
@@ -22,14 +31,27 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import curriculum as C  # noqa: E402
 import data  # noqa: E402
 import model as M  # noqa: E402
 
+KIND_NAMES = {1: "short", 2: "read", 3: "describe"}
+
 
 class Stream(torch.utils.data.IterableDataset):
-    def __init__(self, tok_path, preset, split, start, max_len, describe_p=0.25, augment=True):
+    def __init__(self, tok_path, preset, split, start, max_len, describe_p=0.25, augment=True,
+                 curriculum=(0.0, 0.0), words_frac=0.3):
         self.tok_path, self.preset, self.split, self.start = tok_path, preset, split, start
         self.max_len, self.describe_p, self.augment = max_len, describe_p, augment
+        self.curriculum, self.words_frac = curriculum, words_frac
+        self.t0, self.budget = None, 1.0  # set just before the workers fork (wall-clock curriculum schedule)
+
+    def cur_p(self):
+        p0, p1 = self.curriculum
+        if self.t0 is None:
+            return p0
+        frac = min(1.0, max(0.0, (time.time() - self.t0) / max(self.budget, 1e-6)))
+        return p0 + (p1 - p0) * frac
 
     def __iter__(self):
         from tokenizers import Tokenizer
@@ -38,27 +60,40 @@ class Stream(torch.utils.data.IterableDataset):
         enc = M.Encoder(Tokenizer.from_file(self.tok_path), self.preset)
         i = self.start + wid
         while True:
-            yield make_train_example(enc, self.preset, self.split, i, self.describe_p, self.augment, self.max_len)
+            yield make_train_example(enc, self.preset, self.split, i, self.describe_p, self.augment, self.max_len,
+                                     self.cur_p(), self.words_frac)
             i += nw
 
 
-def make_train_example(enc, preset, split, i, describe_p, augment, max_len):
-    s = data.make_sample(split, i)
+def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_p=0.0, words_frac=0.3):
     rng = random.Random(data.seed_for(split + "-aug", i))
-    img = data.augment(s["image"], rng) if augment else s["image"]
-    tiles, rows, cols = M.preprocess_uint8(img, preset)
-    short = [(q, a, False) for _, q, a in s["qa"]]
-    rng.shuffle(short)
-    turns = short[:rng.randint(1, max(1, len(short)))]
-    if rng.random() < describe_p:
-        d = (data.DESCRIBE_QUESTION, s["describe"], True)
-        if rng.random() < 0.5:
-            turns.insert(0, d)
+    cur = cur_p > 0 and rng.random() < cur_p
+    if cur and rng.random() < words_frac:  # word image: all of its reading questions
+        s = C.make_word_sample(i)
+        img = data.augment(s["image"], rng) if augment else s["image"]
+        turns = [(q, a, 2) for _, q, a in s["qa"]]
+    else:
+        s = data.make_sample(split, i)
+        img = data.augment(s["image"], rng) if augment else s["image"]
+        short = [(q, a, 1) for _, q, a in s["qa"]]
+        rng.shuffle(short)
+        if cur:  # all own questions + 3-6 reading questions, shuffled
+            reading = [(q, a, 2) for _, q, a in C.family_reading_qa(s, rng)][:rng.randint(3, 6)]
+            turns = short + reading
+            rng.shuffle(turns)
         else:
-            turns.append(d)
-    ids, wts = enc.conversation(rows, cols, turns, describe_weight=0.3)
-    ids, wts = ids[:max_len], wts[:max_len]
-    return torch.from_numpy(tiles), torch.tensor(ids, dtype=torch.long), torch.tensor(wts, dtype=torch.float32)
+            turns = short[:rng.randint(1, max(1, len(short)))]
+        if rng.random() < describe_p:
+            d = (data.DESCRIBE_QUESTION, s["describe"], 3)
+            if rng.random() < 0.5:
+                turns.insert(0, d)
+            else:
+                turns.append(d)
+    tiles, rows, cols = M.preprocess_uint8(img, preset)
+    ids, wts, kinds = enc.conversation_kinds(rows, cols, turns, describe_weight=0.3)
+    ids, wts, kinds = ids[:max_len], wts[:max_len], kinds[:max_len]
+    return (torch.from_numpy(tiles), torch.tensor(ids, dtype=torch.long), torch.tensor(wts, dtype=torch.float32),
+            torch.tensor(kinds, dtype=torch.int8))
 
 
 def collate(batch, pad_id=2):
@@ -66,12 +101,14 @@ def collate(batch, pad_id=2):
     L = max(len(b[1]) for b in batch)
     ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
     wts = torch.zeros((len(batch), L), dtype=torch.float32)
+    kinds = torch.zeros((len(batch), L), dtype=torch.int8)
     am = torch.zeros((len(batch), L), dtype=torch.long)
-    for k, (_, i, w) in enumerate(batch):
+    for k, (_, i, w, kd) in enumerate(batch):
         ids[k, :len(i)] = i
         wts[k, :len(w)] = w
+        kinds[k, :len(kd)] = kd
         am[k, :len(i)] = 1
-    return tiles, ids, wts, am
+    return tiles, ids, wts, am, kinds
 
 
 def embed_with_images(model, ids, pixel_values):
@@ -88,7 +125,7 @@ def embed_with_images(model, ids, pixel_values):
     return emb
 
 
-def loss_fn(model, tiles_u8, ids, wts, am):
+def loss_fn(model, tiles_u8, ids, wts, am, kinds=None):
     px = M.normalize(tiles_u8)
     emb = embed_with_images(model, ids, px)
     h = model.model.text_model(inputs_embeds=emb, attention_mask=am).last_hidden_state
@@ -99,8 +136,16 @@ def loss_fn(model, tiles_u8, ids, wts, am):
     ce = F.cross_entropy(logits, tgt, reduction="none")
     ww = w[sel]
     loss = (ce * ww).sum() / ww.sum()
-    acc = (logits.argmax(-1) == tgt).float().mean()
-    return loss, acc
+    hit = (logits.argmax(-1) == tgt).float()
+    acc = hit.mean()
+    if kinds is None:
+        return loss, acc
+    kd = kinds[:, 1:][sel]
+    per = {}
+    for k, name in KIND_NAMES.items():
+        mk = kd == k
+        per[name] = (hit[mk].sum(), mk.sum())
+    return loss, acc, per
 
 
 @torch.no_grad()
@@ -219,6 +264,17 @@ def main():
     ap.add_argument("--heldout", default=None)
     ap.add_argument("--eval-limit", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    ap.add_argument("--lr-floor", type=float, default=0.05, help="cosine ends at this fraction of --lr")
+    ap.add_argument("--curriculum", default="0,0", help="P0,P1: share of reading-curriculum samples, start,end")
+    ap.add_argument("--words-frac", type=float, default=0.3, help="share of curriculum samples that are word images")
+    ap.add_argument("--init-onnx", default=None, help="continue from this ONNX model folder (train/from_onnx.py)")
+    ap.add_argument("--scratch-lr", type=float, default=1e-3, help="peak lr if --init-onnx fails its check")
+    ap.add_argument("--verify-image", default=None, help="image for the ONNX-vs-PyTorch check of --init-onnx")
+    ap.add_argument("--eval-before", action="store_true", help="held-out eval of the initial model first")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="unix time by which training must stop (the budget shrinks to fit, 40 s kept for eval)")
+    ap.add_argument("--progress", default=None, help="also write the log here every minute")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(a.seed)
@@ -229,9 +285,44 @@ def main():
     tok_path = os.path.join(a.tok, "tokenizer.json")
     tok = Tokenizer.from_file(tok_path)
     enc = M.Encoder(tok, a.preset)
-    model = M.build_model(a.preset, tok, impl="sdpa").to(dev)
+    init = {"mode": "scratch"}
+    model = None
+    if a.init_onnx:
+        t0 = time.time()
+        try:
+            import from_onnx
+            m0, info = from_onnx.rebuild(a.init_onnx, a.preset, impl="eager")
+            rep = from_onnx.verify_against_onnx(m0, a.init_onnx, a.verify_image, preset=a.preset)
+            init = {"mode": "onnx" if rep.get("ok") else "scratch (ONNX rebuild did not verify)",
+                    "from": a.init_onnx, "rebuild": info, "verify": rep}
+            if rep.get("ok"):
+                model = M.set_attn(m0, "sdpa").to(dev)
+        except Exception as ex:  # never waste the run: fall back to scratch
+            import traceback
+            traceback.print_exc()
+            init = {"mode": "scratch (ONNX rebuild failed)", "from": a.init_onnx, "error": repr(ex)[:2000]}
+        init["seconds"] = round(time.time() - t0, 1)
+        print("INIT", json.dumps(init, default=str)[:4000], flush=True)
+        if model is None:
+            a.lr = a.scratch_lr
+            print(f"WARNING: continuing from {a.init_onnx} failed; training from scratch at lr {a.lr}", flush=True)
+    if model is None:
+        model = M.build_model(a.preset, tok, impl="sdpa").to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params/1e6:.2f}M  attn={model.config.text_config._attn_implementation}", flush=True)
+    log = {"config": vars(a), "params": n_params, "steps": [], "card": torch.cuda.get_device_name(0), "init": init}
+
+    def save_log():
+        json.dump(log, open(os.path.join(a.out, "train_log.json"), "w"), indent=1, default=str)
+        if a.progress:
+            json.dump(log, open(a.progress, "w"), indent=1, default=str)
+
+    if a.eval_before and a.heldout and init["mode"] == "onnx":
+        res = evaluate_heldout(model, enc, a.preset, dev, a.heldout, a.eval_limit)
+        log["heldout_before"] = res
+        print("HELDOUT_BEFORE", json.dumps({k: v for k, v in res.items() if k not in ("wrong_examples",)}),
+              flush=True)
+    save_log()
 
     decay, no_decay = [], []
     for n, p in model.named_parameters():
@@ -239,20 +330,29 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.98), eps=1e-8, fused=True)
     pad_id = tok.token_to_id("<|im_end|>")
-    ds = Stream(tok_path, a.preset, "train", start=a.seed * 100_000_000, max_len=a.max_len)
+    cur = tuple(float(x) for x in a.curriculum.split(","))
+    ds = Stream(tok_path, a.preset, "train", start=a.seed * 100_000_000, max_len=a.max_len, curriculum=cur,
+                words_frac=a.words_frac)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, num_workers=a.workers, pin_memory=True,
                                      prefetch_factor=4, persistent_workers=False, multiprocessing_context="fork",
                                      collate_fn=functools.partial(collate, pad_id=pad_id))
-    log = {"config": vars(a), "params": n_params, "steps": [], "card": torch.cuda.get_device_name(0)}
-    warm = 100
+    if a.deadline:
+        fit = a.deadline - time.time() - 40
+        if fit < a.budget:
+            print(f"budget {a.budget:.0f}s -> {fit:.0f}s to meet the deadline", flush=True)
+            a.budget = max(30.0, fit)
+    log["budget_used"] = a.budget
+    warm = a.warmup
     step, t_start, t_wait, samples = 0, None, 0.0, 0
-    last_ckpt = time.time()
+    last_ckpt = last_prog = time.time()
+    kacc = {n: [0.0, 0.0] for n in KIND_NAMES.values()}
+    ds.t0, ds.budget = time.time(), a.budget
     it = iter(dl)
     t_first = time.time()
     ema = None
     while True:
         t0 = time.time()
-        tiles, ids, wts, am = next(it)
+        tiles, ids, wts, am, kinds = next(it)
         tw = time.time() - t0
         if t_start is None:
             t_start = time.time()
@@ -261,28 +361,39 @@ def main():
             t_wait += tw
         el = time.time() - t_start
         frac = min(1.0, el / a.budget)
-        lr = a.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        fl = a.lr_floor
+        lr = a.lr * min(1.0, (step + 1) / warm) * (fl + (1 - fl) * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        tiles, ids, wts, am = (x.to(dev, non_blocking=True) for x in (tiles, ids, wts, am))
+        tiles, ids, wts, am, kinds = (x.to(dev, non_blocking=True) for x in (tiles, ids, wts, am, kinds))
         model.train()
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss, acc = loss_fn(model, tiles, ids, wts, am)
+            loss, acc, per = loss_fn(model, tiles, ids, wts, am, kinds)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         samples += ids.shape[0]
+        if step % 5 == 0 or step == 1:
+            for n, (h_, c_) in per.items():
+                kacc[n][0] += float(h_)
+                kacc[n][1] += float(c_)
         if step % 25 == 0 or step == 1:
             lv = float(loss)
             ema = lv if ema is None else 0.9 * ema + 0.1 * lv
             rec = {"step": step, "t": round(el, 1), "loss": round(lv, 4), "tok_acc": round(float(acc), 4),
                    "lr": lr, "grad_norm": round(float(gn), 3), "samples": samples,
                    "samples_per_s": round(samples / max(el, 1e-6), 1), "data_wait_s": round(t_wait, 1),
-                   "seq_len": ids.shape[1]}
+                   "seq_len": ids.shape[1], "curriculum_p": round(ds.cur_p(), 3)}
+            for n, (h_, c_) in kacc.items():  # answer-token accuracy by kind since the last record
+                rec[f"acc_{n}"] = round(h_ / c_, 4) if c_ else None
+            kacc = {n: [0.0, 0.0] for n in KIND_NAMES.values()}
             log["steps"].append(rec)
             print(json.dumps(rec), flush=True)
+        if time.time() - last_prog > 60:
+            save_log()
+            last_prog = time.time()
         if time.time() - last_ckpt > 120:
             model.save_pretrained(os.path.join(a.out, "pt"))
             last_ckpt = time.time()
@@ -296,12 +407,12 @@ def main():
     print(f"trained {step} steps, {samples} samples in {train_s:.1f}s (data wait {t_wait:.1f}s)", flush=True)
     del it, dl
     model.save_pretrained(os.path.join(a.out, "pt"))
-    json.dump(log, open(os.path.join(a.out, "train_log.json"), "w"), indent=1)
+    save_log()
     if a.heldout:
         res = evaluate_heldout(model.float(), enc, a.preset, dev, a.heldout, a.eval_limit)
         log["heldout_pytorch"] = res
         print(json.dumps({k: v for k, v in res.items() if k != "wrong_examples"}, indent=1), flush=True)
-        json.dump(log, open(os.path.join(a.out, "train_log.json"), "w"), indent=1)
+        save_log()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ cp -r node_modules/@img/sharp-linux-x64 node_modules/@img/sharp-libvips-linux-x6
 mkdir -p "$stage/app"
 npx esbuild runtime/cli/ask.ts bench/scenarios.ts --bundle --platform=node --format=cjs --target=node20 \
   --external:onnxruntime-node --external:sharp --outdir="$stage/app" --log-level=warning
-cp scripts/device/gpu-run.sh "$stage/"
 tar -C "$stage" -cJf .devcarry/carry.tar.xz .
 rm -rf "$stage"
 ls -la .devcarry/carry.tar.xz .gl

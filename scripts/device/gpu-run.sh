@@ -3,14 +3,14 @@
 # the default model, then benchmark rows on both providers. Results land in $1 (the device tool's $OUT).
 set -u
 OUTDIR=$1
-X=$(cd "$(dirname "$0")" && pwd)           # the unpacked carry: node, nm/, app/
-ROOT=$(cd "$X/../.." && pwd)               # the repository
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)   # the repository (this script is scripts/device/gpu-run.sh)
+X=$(cd "${CARRY:-$ROOT/.devcarry/x}" && pwd) # the unpacked carry: node, nm/, app/
 export NODE_PATH=$X/nm ORT_DISABLE_TELEMETRY=1
 N=$X/node
 cd "$ROOT"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; $N --version; date -u; } > "$OUTDIR/machine.txt" 2>&1
 ask() { # model dtype device image question
-  $N "$X/app/ask.js" "$4" "$5" --model "$1" ${2:+--dtype $2} --device "$3" --json --in-process --max-new-tokens 48 --policy elastic --keep 0.5 2>>"$OUTDIR/errors.txt"
+  $N "$X/app/runtime/cli/ask.js" "$4" "$5" --model "$1" ${2:+--dtype $2} --device "$3" --json --in-process --max-new-tokens 48 --policy elastic --keep 0.5 2>>"$OUTDIR/errors.txt"
 }
 echo '[' > "$OUTDIR/answers.json"
 sep=''
@@ -32,7 +32,7 @@ for scen in describe long; do
     for dev in webgpu cpu; do
       spec=$(printf '{"scenario":"%s","policy":"%s","keep":%s,"provider":"%s","modelDir":"%s","image":"%s","shortQuestion":"Which bar is the tallest?"%s}' \
         "$scen" "$1" "$2" "$dev" "$ROOT/${DEFAULT_MODEL:-models/default}" "$ROOT/media/samples/bars.png" "${DEFAULT_DTYPE:+,\"dtype\":\"$DEFAULT_DTYPE\"}")
-      timeout 120 $N "$X/app/scenarios.js" "$spec" >> "$OUTDIR/bench.jsonl" 2>>"$OUTDIR/errors.txt" || echo "{\"failed\":$spec}" >> "$OUTDIR/bench.jsonl"
+      timeout 120 $N "$X/app/bench/scenarios.js" "$spec" >> "$OUTDIR/bench.jsonl" 2>>"$OUTDIR/errors.txt" || echo "{\"failed\":$spec}" >> "$OUTDIR/bench.jsonl"
     done
   done
 done
