@@ -22,6 +22,12 @@ export interface CacheOptions {
   positions?: 'absolute' | 'compressed';
   startSize?: number;
   distance?: number;
+  /** Elastic's stage-1 importance: 'sum' (the paper) or 'mean' (per seeing query; see PolicyOptions). */
+  importance?: 'sum' | 'mean';
+  /** Elastic's stage-1 merging of dropped entries into anchors (the paper: true). */
+  merge?: boolean;
+  /** Elastic: the released code's selection (sort ranks used as indices), to measure what the fix is worth. */
+  literal?: boolean;
 }
 
 export interface GenerateOptions {
@@ -99,6 +105,8 @@ function checkCache(c: unknown): string | null {
   if (!POLICIES.includes(c.policy as PolicyName)) return `unknown cache policy ${JSON.stringify(c.policy)}`;
   if (!isNum(c.keep) || c.keep <= 0 || c.keep > 1) return `cache keep ratio must be in (0, 1], got ${JSON.stringify(c.keep)}`;
   if (c.positions !== undefined && c.positions !== 'absolute' && c.positions !== 'compressed') return 'positions must be absolute or compressed';
+  if (c.importance !== undefined && c.importance !== 'sum' && c.importance !== 'mean') return 'importance must be sum or mean';
+  if (c.merge !== undefined && typeof c.merge !== 'boolean') return 'merge must be true or false';
   return null;
 }
 

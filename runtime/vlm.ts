@@ -296,7 +296,7 @@ export class Conversation {
     this.store?.dispose();
     this.store = this.vlm.provider === 'webgpu' ? new GpuKvStore(this.vlm.kvShape) : new CpuKvStore(this.vlm.kvShape);
     this.cacheOpts = cache;
-    this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance });
+    this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance, importance: cache.importance, merge: cache.merge, literal: cache.literal });
     if (this.policy.needsScores && !this.vlm.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give; use streaming or full`);
     }

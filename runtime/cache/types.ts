@@ -26,6 +26,14 @@ export interface PolicyOptions {
   heavyShare?: number;
   /** Elastic: reproduce the released code's selection bug (ranks used as indices, missing start offset). */
   literal?: boolean;
+  /**
+   * Elastic stage-1 importance: 'sum' (the paper: un-normalised column sums) or 'mean' (each column sum divided by
+   * the number of prompt queries that can see the key). Causal attention lets early keys collect mass from more
+   * queries, so 'sum' ranks the last prompt tokens (the question) lowest; 'mean' removes that positional bias.
+   */
+  importance?: 'sum' | 'mean';
+  /** Elastic stage 1: merge dropped entries into their nearest anchor (the paper, default) or just drop them. */
+  merge?: boolean;
 }
 
 export interface PrefillContext {

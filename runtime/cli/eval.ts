@@ -28,6 +28,10 @@ export interface EvalRow {
   policy: PolicyName;
   keep: number;
   positions: 'absolute' | 'compressed';
+  /** Elastic's stage-1 options when not the paper's (importance 'sum', merge on). */
+  importance?: 'sum' | 'mean';
+  merge?: boolean;
+  literal?: boolean;
   accuracy: number;
   perTask: Record<string, number>;
   rougeL: number | null;
@@ -55,8 +59,16 @@ export function readSamples(file: string): Sample[] {
   });
 }
 
+export interface Variant {
+  positions: 'absolute' | 'compressed';
+  importance?: 'sum' | 'mean';
+  merge?: boolean;
+  literal?: boolean;
+}
+
 export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: PolicyName; keep: number }[],
-  positions: 'absolute' | 'compressed', progress: (s: string) => void): Promise<EvalRow[]> {
+  variant: Variant, progress: (s: string) => void): Promise<EvalRow[]> {
+  const { positions } = variant;
   const eou = vlm.prompt.tokenizer.token_to_id('<end_of_utterance>') ?? vlm.config.eosTokenIds[0];
   const maxTokens = (s: Sample) => (s.task === DESCRIBE ? 320 : 24);
   // The reference for ROUGE-L: the full cache's own greedy description.
@@ -69,7 +81,8 @@ export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: Pol
   const rows: EvalRow[] = [];
   for (const cell of cells) {
     const t0 = performance.now();
-    const cache = { policy: cell.policy, keep: cell.keep, positions };
+    const elasticOpts = cell.policy === 'elastic' ? { importance: variant.importance, merge: variant.merge, literal: variant.literal } : {};
+    const cache = { policy: cell.policy, keep: cell.keep, positions, ...elasticOpts };
     const taskHits = new Map<string, [number, number]>();
     const rouges: number[] = [];
     const logProbs: number[] = [];
@@ -104,6 +117,9 @@ export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: Pol
       policy: cell.policy,
       keep: cell.keep,
       positions,
+      ...(cell.policy === 'elastic' && variant.importance ? { importance: variant.importance } : {}),
+      ...(cell.policy === 'elastic' && variant.merge === false ? { merge: false } : {}),
+      ...(cell.policy === 'elastic' && variant.literal ? { literal: true } : {}),
       accuracy: total ? hits / total : NaN,
       perTask,
       rougeL: rouges.length ? rouges.reduce((a, b) => a + b, 0) / rouges.length : null,
@@ -122,7 +138,8 @@ export function markdownTable(rows: EvalRow[]): string {
   const head = ['policy', 'keep', 'positions', 'accuracy', 'ROUGE-L', 'PPL', 'kept/seen', ...tasks];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
-    lines.push(`| ${[r.policy, r.keep, r.positions, r.accuracy.toFixed(3), r.rougeL === null ? '-' : r.rougeL.toFixed(3), r.ppl.toFixed(3),
+    const variant = [r.literal ? 'released code' : '', r.importance === 'mean' ? 'mean importance' : '', r.merge === false ? 'no merge' : ''].filter(Boolean).join(', ');
+    lines.push(`| ${[variant ? `${r.policy} (${variant})` : r.policy, r.keep, r.positions, r.accuracy.toFixed(3), r.rougeL === null ? '-' : r.rougeL.toFixed(3), r.ppl.toFixed(3),
       r.keptShare.toFixed(3), ...tasks.map((t) => (r.perTask[t] === undefined ? '-' : r.perTask[t].toFixed(2)))].join(' | ')} |`);
   }
   return lines.join('\n');
@@ -158,6 +175,9 @@ async function main(): Promise<number> {
         model: { type: 'string' },
         device: { type: 'string' },
         positions: { type: 'string' },
+        importance: { type: 'string' },
+        merge: { type: 'string' },
+        literal: { type: 'boolean' },
         data: { type: 'string' },
         docs: { type: 'string' },
       },
@@ -166,6 +186,10 @@ async function main(): Promise<number> {
     const keeps = (listOption(values.keep) ?? ALL_KEEPS.map(String)).map((k) => parseKeep(k));
     const positions = (values.positions ?? 'absolute') as 'absolute' | 'compressed';
     if (positions !== 'absolute' && positions !== 'compressed') throw new BadInputError('--positions must be absolute or compressed');
+    const importance = values.importance as 'sum' | 'mean' | undefined;
+    if (importance !== undefined && importance !== 'sum' && importance !== 'mean') throw new BadInputError('--importance must be sum or mean');
+    if (values.merge !== undefined && values.merge !== 'on' && values.merge !== 'off') throw new BadInputError('--merge must be on or off');
+    const variant: Variant = { positions, importance, merge: values.merge === undefined ? undefined : values.merge === 'on', literal: values.literal };
     const dataFile = resolve(values.data ?? join(packageRoot(), 'data', 'heldout', 'samples.jsonl'));
     let samples = readSamples(dataFile);
     if (values.limit !== undefined) samples = samples.slice(0, parseIntOption('limit', values.limit, samples.length, 1, 1e6));
@@ -180,7 +204,7 @@ async function main(): Promise<number> {
     const vlm = await Vlm.load({ modelDir: resolve(values.model ?? defaultModelDir()), device: parseDevice(values.device) });
     vlm.imageMemo = new Map(); // every cell sees the same images: encode each once
     const log = (s: string) => process.stderr.write(`${s}\n`);
-    const rows = await evaluate(vlm, samples, cells, positions, log);
+    const rows = await evaluate(vlm, samples, cells, variant, log);
     const full = rows.find((r) => r.policy === 'full');
     if (full) for (const p of sameAsFull) rows.push({ ...full, policy: p });
     if (!policies.includes('full')) rows.splice(rows.indexOf(full!), 1);
@@ -189,7 +213,7 @@ async function main(): Promise<number> {
     if (values.docs) {
       const dir = resolve(values.docs);
       mkdirSync(dir, { recursive: true });
-      const suffix = positions === 'absolute' ? '' : '-compressed';
+      const suffix = [positions === 'absolute' ? '' : '-compressed', importance === 'mean' ? '-mean' : '', variant.merge === false ? '-nomerge' : '', variant.literal ? '-literal' : ''].join('');
       writeFileSync(join(dir, `eval${suffix}.json`), `${JSON.stringify({ machine, samples: samples.length, rows }, null, 1)}\n`);
       writeFileSync(join(dir, `eval-accuracy${suffix}.svg`), evalPlot(rows, 'accuracy'));
       writeFileSync(join(dir, `eval-rougeL${suffix}.svg`), evalPlot(rows, 'rougeL'));

@@ -2,6 +2,7 @@
 // multiples of the tile size, split into tiles plus a global image, rescale and normalize. The resize chain mirrors
 // the Python processor step by step, each step resampling 8-bit RGB as Pillow does (resample.ts); sharp decodes.
 import { readFile, lstat, realpath } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { BadInputError } from '../errors.js';
 import type { ImageProcessorConfig } from './modelFolder.js';
@@ -59,10 +60,15 @@ export async function decodeImage(input: string | Buffer): Promise<Rgb> {
     bytes = input;
   }
   if (bytes.length === 0) throw new BadInputError('image is empty (0 bytes)');
-  if (looksLikeSvg(bytes)) checkSvgSelfContained(bytes);
+  const svgChecked = looksLikeSvg(bytes);
+  if (svgChecked) checkSvgSelfContained(svgText(bytes));
   try {
-    const img = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', pages: 1, page: 0 });
+    const img = isBmp(bytes)
+      ? sharp(...(await decodeBmp(bytes)))
+      : sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', pages: 1, page: 0 });
     const meta = await img.metadata();
+    // Whatever libvips itself takes for SVG gets the self-contained check before anything is drawn.
+    if (meta.format === 'svg' && !svgChecked) checkSvgSelfContained(svgText(bytes));
     if (!meta.width || !meta.height) throw new BadInputError('image has no size');
     if (meta.width * meta.height > MAX_INPUT_PIXELS) {
       throw new BadInputError(`image is ${meta.width} x ${meta.height} pixels, over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`);
@@ -80,18 +86,65 @@ export async function decodeImage(input: string | Buffer): Promise<Rgb> {
     const msg = (e as Error).message ?? String(e);
     if (/pixel limit/i.test(msg)) throw new BadInputError(`image is over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`);
     if (/unsupported image format/i.test(msg)) throw new BadInputError('not a supported image (PNG, JPEG, WebP, GIF, BMP, SVG)');
-    throw new BadInputError(`image could not be decoded: ${msg.split('\n')[0]}`);
+    // libvips sometimes leaves its reason empty ("Unknown error") or ends it with a colon and nothing after.
+    const detail = msg.split('\n')[0].trim().replace(/[:\s]+$/, '');
+    if (!detail || /^unknown error$/i.test(detail)) throw new BadInputError('image could not be decoded: the file is corrupt or truncated');
+    throw new BadInputError(`image could not be decoded: ${detail}`);
   }
 }
 
+const isBmp = (b: Buffer) => b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d;
+
+/**
+ * libvips (as sharp ships it) has no BMP loader, so BMP goes through fast-bmp, a maintained decoder, into sharp as
+ * raw pixels. The header's size is checked against the pixel limit before anything is decoded.
+ */
+async function decodeBmp(bytes: Buffer): Promise<[Buffer, sharp.SharpOptions]> {
+  const w = Math.abs(bytes.readInt32LE(18));
+  const h = Math.abs(bytes.readInt32LE(22));
+  if (w === 0 || h === 0) throw new BadInputError('BMP image has no size');
+  if (w * h > MAX_INPUT_PIXELS) throw new BadInputError(`image is ${w} x ${h} pixels, over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit`);
+  let img;
+  try {
+    const { decode } = await import('fast-bmp');
+    img = decode(bytes);
+  } catch (e) {
+    throw new BadInputError(`BMP image could not be decoded: ${(e as Error).message.split('\n')[0] || 'corrupt or truncated'}`);
+  }
+  const channels = img.channels;
+  const bits = img.bitsPerPixel;
+  const pixels = img.data as Uint8Array;
+  if (![1, 3, 4].includes(channels) || bits / channels !== 8 || !(pixels instanceof Uint8Array) || pixels.length < img.width * img.height * channels) {
+    throw new BadInputError(`BMP with ${bits} bits per pixel is not supported; convert it to PNG`);
+  }
+  const data = Buffer.from(pixels.buffer, pixels.byteOffset, img.width * img.height * channels);
+  return [data, { raw: { width: img.width, height: img.height, channels: channels as 1 | 3 | 4 }, limitInputPixels: MAX_INPUT_PIXELS }];
+}
+
+/**
+ * libvips takes for SVG any text whose <svg element comes after comments, a doctype or whitespace of any length,
+ * and gzipped SVG (svgz): all of it gets the self-contained check.
+ */
 function looksLikeSvg(bytes: Buffer): boolean {
-  const head = bytes.subarray(0, 1024).toString('utf8').trimStart().toLowerCase();
-  return head.startsWith('<svg') || (head.startsWith('<?xml') && head.includes('<svg')) || head.startsWith('<!doctype svg');
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return true;
+  let i = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || (bytes[i] >= 0x09 && bytes[i] <= 0x0d))) i++;
+  return bytes[i] === 0x3c && /<svg/i.test(bytes.toString('latin1'));
+}
+
+/** The text of an SVG, gunzipped (bounded) when it is svgz. */
+function svgText(bytes: Buffer): string {
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes.toString('utf8');
+  try {
+    return gunzipSync(bytes, { maxOutputLength: MAX_IMAGE_BYTES }).toString('utf8');
+  } catch (e) {
+    const big = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new BadInputError(big ? `compressed SVG inflates beyond ${MAX_IMAGE_BYTES >> 20} MB; refused` : 'compressed data is corrupt (not a supported image)');
+  }
 }
 
 /** SVGs may only draw self-contained content: no external files, no URLs (no network, ever). */
-function checkSvgSelfContained(bytes: Buffer): void {
-  const text = bytes.toString('utf8');
+function checkSvgSelfContained(text: string): void {
   const refs = text.matchAll(/(?:href|src)\s*=\s*["']([^"']*)["']|url\(\s*["']?([^"')]*)/gi);
   for (const m of refs) {
     const ref = (m[1] ?? m[2] ?? '').trim();

@@ -88,7 +88,18 @@ export class PromptBuilder {
     const parts = rendered.split(SENTINEL);
     if (parts.length !== 2) throw new Error('chat template dropped or repeated the question');
     const [before, after] = parts;
-    return [...this.encodeControl(before, images), ...this.encodeText(question), ...this.encodeControl(after, [])];
+    const q = this.encodeText(question);
+    // The character limit does not bound the tokens (digits are one token each), and the prefill's memory grows
+    // with the square of the prompt length: a question may take at most the tokenizer's model_max_length.
+    const max = this.maxQuestionTokens;
+    if (q.length > max) throw new BadInputError(`question is ${q.length} tokens; this model takes at most ${max}`);
+    return [...this.encodeControl(before, images), ...q, ...this.encodeControl(after, [])];
+  }
+
+  /** tokenizer_config.json model_max_length (transformers writes ~1e30 for "none"), else 2048. */
+  get maxQuestionTokens(): number {
+    const m = Number(this.cfg.tokenizerConfig.model_max_length);
+    return Number.isInteger(m) && m > 0 && m <= 1_000_000 ? m : 2048;
   }
 
   /** Template-produced text: special tokens are control tokens, <image> expands. */
@@ -168,14 +179,14 @@ export class PromptBuilder {
   }
 }
 
-/** Questions: non-empty, bounded, control characters (other than tab/newline) removed. */
+/** Questions: non-empty, bounded, control characters (C0 other than tab/newline, DEL, C1) and private-use characters removed. */
 export function checkQuestion(question: string): string {
   if (typeof question !== 'string') throw new BadInputError('question must be text');
   if (question.length > MAX_QUESTION_CHARS) {
     throw new BadInputError(`question is ${question.length} characters; the limit is ${MAX_QUESTION_CHARS}`);
   }
   // eslint-disable-next-line no-control-regex
-  const cleaned = question.replace(/[\u0000-\u0008\u000B-\u001F\u007F\uE000-\uF8FF]/g, '').trim();
+  const cleaned = question.replace(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\uE000-\uF8FF]/g, '').trim();
   if (cleaned === '') throw new BadInputError('question is empty');
   return cleaned;
 }

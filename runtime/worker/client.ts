@@ -152,7 +152,9 @@ export class WorkerClient extends EventEmitter {
       this.child = null;
       this.loaded = null;
       const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      const tail = this.stderrTail.trim().split('\n').slice(-1)[0] ?? '';
+      // Out of memory: V8 prints its reason and then a native stack; name the reason, not the last frame.
+      const oom = /heap out of memory|Reached heap limit|std::bad_alloc|Cannot allocate memory/i.exec(this.stderrTail);
+      const tail = oom ? `out of memory (${oom[0]})` : (this.stderrTail.trim().split('\n').slice(-1)[0] ?? '');
       const err = new WorkerError(`inference worker ${why}${tail ? `: ${tail}` : ''}`, 'worker-exit');
       this.opts.log?.(err.message);
       for (const p of this.pending.values()) p.reject(err);

@@ -22,7 +22,7 @@ export const ELASTIC_DEFAULT_DISTANCE = -25;
  * argsort, i.e. `argsort(score)[F:]` kept). Each dropped position merges into the nearest anchor by
  * position, ties to the earlier anchor; with no anchor at all (keep = s + 1) it is simply evicted.
  */
-export function elasticMergeAssign(score: ArrayLike<number>, len: number, keep: number, s: number): LayerAssign {
+export function elasticMergeAssign(score: ArrayLike<number>, len: number, keep: number, s: number, merge = true): LayerAssign {
   const assign = new Int32Array(len);
   const last = len - 1;
   const F = len - keep;
@@ -34,6 +34,11 @@ export function elasticMergeAssign(score: ArrayLike<number>, len: number, keep: 
   const order = lowestFirst(score, s, last);
   const dropped = new Uint8Array(len);
   for (let i = 0; i < F; i++) dropped[order[i]] = 1;
+  if (!merge) {
+    let k = 0;
+    for (let j = 0; j < len; j++) assign[j] = dropped[j] ? -1 : k++;
+    return assign;
+  }
   return mergeIntoNearest(dropped, len, s, last);
 }
 
@@ -112,6 +117,8 @@ export class ElasticPolicy implements CachePolicy {
   readonly startSize: number;
   readonly distance: number;
   readonly literal: boolean;
+  readonly importance: 'sum' | 'mean';
+  readonly merge: boolean;
   /** Stage-2 eviction index; null until the first prefill. */
   private p: number | null = null;
   private layers = 0;
@@ -122,6 +129,8 @@ export class ElasticPolicy implements CachePolicy {
     this.startSize = opts.startSize ?? ELASTIC_DEFAULT_START;
     this.distance = opts.distance ?? ELASTIC_DEFAULT_DISTANCE;
     this.literal = opts.literal ?? false;
+    this.importance = opts.importance ?? 'sum';
+    this.merge = opts.merge ?? true;
     if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
     if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
     this.name = this.literal ? 'elastic-literal' : 'elastic';
@@ -152,8 +161,8 @@ export class ElasticPolicy implements CachePolicy {
     let plan: CachePlan = null;
     let keptLength = len;
     if (keep < len) {
-      const stage1 = this.literal ? literalMergeAssign : elasticMergeAssign;
-      plan = ctx.scores.map((sc) => stage1(sc, len, keep, this.startSize));
+      const scores = this.importance === 'mean' ? ctx.scores.map((sc) => perQuery(sc, len, ctx.newEntries)) : ctx.scores;
+      plan = scores.map((sc) => (this.literal ? literalMergeAssign(sc, len, keep, this.startSize) : elasticMergeAssign(sc, len, keep, this.startSize, this.merge)));
       keptLength = maxSlot(plan[0]) + 1;
     }
     // The released code computes P from the intended kept length (N - F), not the actual one.
@@ -173,6 +182,16 @@ export class ElasticPolicy implements CachePolicy {
     const at = Math.max(this.startSize, Math.min(this.p, len - 1 - over));
     return sameForAllLayers(evictRangeAssign(len, at, over), this.layers);
   }
+}
+
+/**
+ * Column sums divided by how many of this prefill's `n` queries can see each key under the causal mask: entries
+ * cached before the prefill are seen by all n, the new entry at j by len - j.
+ */
+export function perQuery(sc: Float32Array, len: number, n: number): Float32Array {
+  const out = new Float32Array(len);
+  for (let j = 0; j < len; j++) out[j] = sc[j] / Math.max(1, Math.min(n, len - j));
+  return out;
 }
 
 function maxSlot(assign: LayerAssign): number {
