@@ -205,10 +205,16 @@ export class ImagePanel implements vscode.Disposable {
   private async runTurn(question: string, followUp: boolean): Promise<TurnRecord> {
     const turn = ++this.turns;
     const settings = this.settings.current;
-    const continues = followUp && this.transcript.length > 0 && this.host.holdsConversation(this);
+    const cache = { policy: settings.cachePolicy, keep: settings.cacheRatio };
+    const held = followUp && this.transcript.length > 0 && this.host.holdsConversation(this);
+    // A follow-up continues the conversation only with the cache settings it was started with (the worker keeps
+    // them for the whole conversation); after a settings change the next question starts over with the new ones.
+    const continues = held && this.host.conversationUses(cache);
     let note: string | undefined;
     if (followUp && !continues && this.transcript.length > 0) {
-      note = 'The earlier conversation is no longer in the cache (another image was asked about, or the worker restarted): this question starts a new one.';
+      note = held
+        ? `The cache settings changed (now ${cache.policy}, keep ${cache.keep}): this question starts a new conversation that uses them.`
+        : 'The earlier conversation is no longer in the cache (another image was asked about, or the worker restarted): this question starts a new one.';
     }
     const rec: TurnRecord = { turn, question, followUp: continues, answer: '', tokens: 0 };
     this.transcript.push(rec);
@@ -232,7 +238,7 @@ export class ImagePanel implements vscode.Disposable {
         {
           image: continues ? undefined : this.image.fsPath,
           question,
-          cache: { policy: settings.cachePolicy, keep: settings.cacheRatio },
+          cache,
           maxNewTokens: settings.maxNewTokens,
         },
         {

@@ -30,6 +30,8 @@ export class WorkerHost implements vscode.Disposable {
   private loading: Promise<ModelInfo> | null = null;
   private active = 0;
   private owner: Owner | null = null;
+  /** The cache options the held conversation was started with (the worker keeps them for its follow-ups). */
+  private ownerCache: CacheOptions | null = null;
   private _state: WorkerState = 'idle';
   info: ModelInfo | null = null;
   lastStats: CacheStats | null = null;
@@ -58,14 +60,14 @@ export class WorkerHost implements vscode.Disposable {
     this.stateEmitter.fire(s);
   }
 
-  /** The worker entry: the bundled dist/worker.js (ELASTIC_VLM_WORKER overrides it for tests). */
+  /** The worker entry: the bundled dist/worker.js. */
   get workerPath(): string {
-    return process.env.ELASTIC_VLM_WORKER || path.join(this.extensionPath, 'dist', 'worker.js');
+    return path.join(this.extensionPath, 'dist', 'worker.js');
   }
 
-  /** The embedded model: models/default of the extension (ELASTIC_VLM_DEFAULT_MODEL overrides it for tests). */
+  /** The embedded model: models/default of the extension. */
   get embeddedModelDir(): string {
-    return process.env.ELASTIC_VLM_DEFAULT_MODEL || path.join(this.extensionPath, 'models', 'default');
+    return path.join(this.extensionPath, 'models', 'default');
   }
 
   async resolveModel(settings = this.getSettings()): Promise<ResolvedModel> {
@@ -157,6 +159,16 @@ export class WorkerHost implements vscode.Disposable {
   }
 
   /**
+   * Was the held conversation started with these cache options? The worker keeps the first turn's policy and keep
+   * ratio for the whole conversation, so after a settings change a follow-up must start a new conversation for the
+   * change to apply to the next question.
+   */
+  conversationUses(cache: CacheOptions): boolean {
+    const c = this.ownerCache;
+    return !!c && c.policy === cache.policy && c.keep === cache.keep;
+  }
+
+  /**
    * Asks a new question about an image (`followUp` false) or continues `owner`'s conversation. The caller checks
    * holdsConversation() first; a follow-up whose conversation is gone is the caller's to turn into an ask.
    */
@@ -185,6 +197,7 @@ export class WorkerHost implements vscode.Disposable {
         ? client.ask({ image: body.image, question: body.question, cache: body.cache, generate }, wrapped)
         : client.followUp({ question: body.question, cache: body.cache, generate }, wrapped);
       this.owner = owner;
+      if (body.image !== undefined) this.ownerCache = { ...body.cache };
       onId(req.id);
       const result = await req.result;
       log.info(

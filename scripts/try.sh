@@ -2,8 +2,7 @@
 # npm run try: the extension in a real VS Code in the browser, on a sample workspace of images, on loopback only.
 # Builds and packages the .vsix, installs it into a fresh extensions folder, copies media/samples/ into a temporary
 # workspace, starts VS Code's server (code-server's bundled server-main.js, tools cached outside the checkout) and
-# prints the URL. Ctrl-C stops it.   env: PORT (default 8080), E2E_TOOLS (tool cache),
-# TRY_WORKER=fake (use the test worker when the build has no embedded model)
+# prints the URL. Ctrl-C stops it.   env: PORT (default 8080), E2E_TOOLS (tool cache)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PORT=${PORT:-8080}
@@ -16,17 +15,10 @@ mkdir -p "$WORK/ext" "$WORK/data" "$WORK/samples"
 PATH=$N24/bin:$PATH node "$CS/out/node/entry.js" --config "$WORK/cs.yaml" --extensions-dir "$WORK/ext" \
   --user-data-dir "$WORK/data" --install-extension "$WORK/elastic-vlm.vsix" >/dev/null
 if [ -d media/samples ] && [ -n "$(ls -A media/samples 2>/dev/null)" ]; then cp -r media/samples/. "$WORK/samples/"; else node test/e2e/make-images.js "$WORK/samples" >/dev/null; fi
-ENV=()
 if [ ! -f models/default/config.json ]; then
-  if [ "${TRY_WORKER:-}" = fake ]; then
-    mkdir -p "$WORK/fake-model/onnx" && echo '{}' > "$WORK/fake-model/config.json"
-    ENV+=(ELASTIC_VLM_WORKER="$ROOT/test/e2e/fake-worker.js" ELASTIC_VLM_DEFAULT_MODEL="$WORK/fake-model")
-    echo "[try] no embedded model in this build: answers come from the TEST worker (TRY_WORKER=fake)"
-  else
-    echo "[try] note: models/default/ is missing: download a model (Elastic VLM: Download Model) or run with TRY_WORKER=fake"
-  fi
+  echo "[try] note: models/default/ is missing: download a model (Elastic VLM: Download Model) or set elasticVlm.modelPath"
 fi
-setsid env ${ENV[@]+"${ENV[@]}"} PATH="$N24/bin:$PATH" node "$CS/lib/vscode/out/server-main.js" --host 127.0.0.1 --port "$PORT" \
+setsid env PATH="$N24/bin:$PATH" node "$CS/lib/vscode/out/server-main.js" --host 127.0.0.1 --port "$PORT" \
   --without-connection-token --accept-server-license-terms --disable-telemetry --telemetry-level off \
   --disable-workspace-trust --extensions-dir "$WORK/ext" --user-data-dir "$WORK/data" --server-data-dir "$WORK/data/server" \
   > "$WORK/server.log" 2>&1 &

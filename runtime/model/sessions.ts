@@ -55,6 +55,8 @@ export async function createSession(path: string, provider: Provider, opts: Sess
   const o: InferenceSession.SessionOptions = {
     executionProviders: [provider === 'cuda' ? { name: 'cuda', deviceId: 0 } : provider],
     graphOptimizationLevel: 'all',
+    // Shapes change every decode step (the cache grows and shrinks): a memory pattern cached per shape only grows.
+    enableMemPattern: false,
     logSeverityLevel: 3,
   };
   if (opts.threads) o.intraOpNumThreads = opts.threads;

@@ -53,6 +53,7 @@ export class WorkerClient extends EventEmitter {
   private lastLoad: LoadOptions | null = null;
   private loaded: ModelInfo | null = null;
   private stderrTail = '';
+  private oomReason: string | null = null;
 
   constructor(private readonly opts: WorkerClientOptions) {
     super();
@@ -134,15 +135,20 @@ export class WorkerClient extends EventEmitter {
     if (this.child) return;
     const child = fork(this.opts.workerPath, [], {
       execArgv: this.opts.execArgv ?? [],
-      env: { ...process.env, ...this.opts.env, ORT_DISABLE_TELEMETRY: '1' },
+      // Few malloc arenas: ONNX Runtime's threads otherwise each grow their own, and RSS creeps up over hours.
+      env: { MALLOC_ARENA_MAX: '2', ...process.env, ...this.opts.env, ORT_DISABLE_TELEMETRY: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
     this.child = child;
     this.stderrTail = '';
     child.stdout?.on('data', (d) => this.opts.log?.(String(d).trimEnd()));
+    this.oomReason = null;
     child.stderr?.on('data', (d) => {
       const s = String(d);
+      // V8 names an out-of-memory death before a long native stack; remember it, the tail will not hold it.
+      const oom = /heap out of memory|Reached heap limit|std::bad_alloc|Cannot allocate memory/i.exec(s);
+      if (oom) this.oomReason = oom[0];
       this.stderrTail = (this.stderrTail + s).slice(-2000);
       this.opts.log?.(s.trimEnd());
     });
@@ -153,8 +159,7 @@ export class WorkerClient extends EventEmitter {
       this.loaded = null;
       const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
       // Out of memory: V8 prints its reason and then a native stack; name the reason, not the last frame.
-      const oom = /heap out of memory|Reached heap limit|std::bad_alloc|Cannot allocate memory/i.exec(this.stderrTail);
-      const tail = oom ? `out of memory (${oom[0]})` : (this.stderrTail.trim().split('\n').slice(-1)[0] ?? '');
+      const tail = this.oomReason ? `out of memory (${this.oomReason})` : (this.stderrTail.trim().split('\n').slice(-1)[0] ?? '');
       const err = new WorkerError(`inference worker ${why}${tail ? `: ${tail}` : ''}`, 'worker-exit');
       this.opts.log?.(err.message);
       for (const p of this.pending.values()) p.reject(err);

@@ -4,8 +4,8 @@
 #   install it into a fresh extensions dir -> VS Code's server (own process group, loopback) ->
 #   extension-host tests (mocha) against the INSTALLED copy -> UI tests (Chromium + playwright-core) with screenshots.
 # usage: bash test/e2e/run.sh [TARGET]      env: E2E_TOOLS (tool cache), E2E_ARTIFACTS (screenshots, logs),
-#        PORT, E2E_WORKER=auto|real|fake (auto: the real worker when the .vsix has an embedded model, else the
-#        protocol-compatible test worker test/e2e/fake-worker.js), E2E_SKIP=ext|ui
+#        PORT, E2E_SKIP=ext|ui, E2E_ANSWER_TIMEOUT_MS (UI tests: how long one answer may take)
+# The tests run the REAL inference worker (dist/worker.js) with the embedded default model of the .vsix.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/test/e2e
@@ -51,18 +51,12 @@ cat > "$WORK/ws/.vscode/settings.json" <<'JSON'
 { "workbench.startupEditor": "none", "workbench.secondarySideBar.defaultVisibility": "hidden", "chat.disableAIFeatures": true,
   "workbench.tips.enabled": false, "files.exclude": { ".vscode": true } }
 JSON
-MODE=${E2E_WORKER:-auto}
-if [ "$MODE" = auto ]; then
-  if [ -f "$INSTALLED/dist/worker.js" ] && [ -f "$INSTALLED/models/default/config.json" ]; then MODE=real; else MODE=fake; fi
+if [ ! -f "$INSTALLED/dist/worker.js" ] || [ ! -f "$INSTALLED/models/default/config.json" ]; then
+  echo "the installed extension lacks dist/worker.js or the embedded model models/default/: the e2e tests need both" >&2
+  exit 1
 fi
 SERVER_ENV=(ELASTIC_VLM_E2E_INSTALLED="$INSTALLED")
-if [ "$MODE" = fake ]; then
-  mkdir -p "$WORK/fake-model/onnx" && echo '{"model_type":"idefics3"}' > "$WORK/fake-model/config.json"
-  SERVER_ENV+=(ELASTIC_VLM_WORKER="$HERE/fake-worker.js" ELASTIC_VLM_DEFAULT_MODEL="$WORK/fake-model")
-  say "   worker: the protocol-compatible TEST worker (no embedded model in the .vsix yet)"
-else
-  say "   worker: the real dist/worker.js with the embedded model"
-fi
+say "   worker: the real dist/worker.js with the embedded model"
 
 say "7/8 VS Code server on 127.0.0.1:$PORT (own process group)"
 setsid env "${SERVER_ENV[@]}" PATH="$N24/bin:$PATH" node "$CS/lib/vscode/out/server-main.js" --host 127.0.0.1 --port "$PORT" \
@@ -83,14 +77,15 @@ if [ "${E2E_SKIP:-}" != ext ]; then
   results+=("$(grep -E 'ext-host: [0-9]+ passed' "$ART/ext-host.log" | tail -1 | sed 's/.*\(ext-host: \)/\1/')")
 fi
 if [ "${E2E_SKIP:-}" != ui ]; then
-  E2E_WORKER_MODE=$MODE PORT=$PORT WORKSPACE="$WORK/ws" OUT="$ART" PATH=$N24/bin:$PATH node "$HERE/ui.test.js" 2>&1 | tee "$ART/ui.log" || true
+  PORT=$PORT WORKSPACE="$WORK/ws" OUT="$ART" PATH=$N24/bin:$PATH node "$HERE/ui.test.js" 2>&1 | tee "$ART/ui.log" || true
   grep -qE '^ui: [0-9]+ passed, 0 failed' "$ART/ui.log" || rc=1
   results+=("$(grep -E '^ui: ' "$ART/ui.log" | tail -1)")
 fi
 cp "$WORK/server.log" "$ART/server.log" 2>/dev/null || true
-cp "$WORK"/data/logs/*/exthost*/*Elastic* "$ART/" 2>/dev/null || true
+for f in "$WORK"/data/logs/*/exthost*/*/"Elastic VLM.log"; do
+  [ -f "$f" ] && cp "$f" "$ART/elastic-vlm-$(basename "$(dirname "$(dirname "$f")")").log"
+done
 say "screenshots: $(ls "$ART"/*.png 2>/dev/null | tr '\n' ' ')"
-say "worker mode: $MODE"
 P=0; F=0
 for r in "${results[@]}"; do
   echo "$r"

@@ -9,7 +9,8 @@ import { WorkerClient } from '../../runtime/worker/client.js';
 import type { CacheOptions } from '../../runtime/protocol.js';
 
 const root = join(__dirname, '..', '..');
-const tiny = join(root, 'test', 'fixtures', 'tiny-model');
+// The embedded default model: a real size (its warm-up is a small part of its footprint, unlike a 2 MB toy's).
+const tiny = join(root, 'models', 'default');
 const images = ['diagram.png', 'gradient.png', 'exact.png'].map((f) => join(root, 'test', 'fixtures', 'images', f));
 const cache: CacheOptions = { policy: 'elastic', keep: 0.5 };
 const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 100);

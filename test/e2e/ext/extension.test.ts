@@ -7,6 +7,17 @@ import type { TurnRecord } from '../../../extension/panel.js';
 
 const IMAGE = 'shapes.png';
 const OTHER = 'small.png';
+/**
+ * The question the embedded model answers at length: with the full cache it describes the image in ~70-90 tokens
+ * before its end token (short questions get a word or two). Stop and token-limit tests use it.
+ */
+const LONG_QUESTION = 'Describe this image.';
+
+/** Settings for a long answer: the full cache (compression shortens this small model's descriptions) and room. */
+async function longAnswerSettings(): Promise<void> {
+  await setSetting('cachePolicy', 'full');
+  await setSetting('maxNewTokens', 1024);
+}
 
 describe('Elastic VLM in the extension host', function () {
   before(async () => {
@@ -104,30 +115,62 @@ describe('Elastic VLM in the extension host', function () {
 
   it('stops generating on elasticVlm.stop', async () => {
     const a = await api();
+    await longAnswerSettings();
     const p = a.panels.get(wsFile(IMAGE))!;
-    const pending = p.ask('Give a long and detailed description, please.', false);
-    await waitFor(() => p.transcript[p.transcript.length - 1].tokens >= 3, 'a few tokens');
+    const pending = p.ask(LONG_QUESTION, false);
+    const live = p.transcript[p.transcript.length - 1];
+    assert.equal(live.question, LONG_QUESTION);
+    await waitFor(() => live.tokens >= 3, 'a few tokens', 120_000);
     const stopped = await vscode.commands.executeCommand<boolean>('elasticVlm.stop');
-    assert.equal(stopped, true);
     const rec = await pending;
-    assert.equal(rec.stopReason, 'cancelled', rec.error?.message);
-    // the worker is fine afterwards
-    const next = await p.ask('Short answer please.', false);
-    assert.equal(next.error, undefined);
+    assert.equal(stopped, true, `nothing was generating any more (the answer ended: ${rec.stopReason}, ${rec.tokens} tokens)`);
+    assert.equal(rec.stopReason, 'cancelled', `${rec.stopReason} after ${rec.tokens} tokens: ${rec.error?.message ?? rec.answer}`);
+    assert.equal(rec.error, undefined);
+    assert.ok(rec.tokens >= 3, `${rec.tokens} tokens`);
+    // The same question left alone runs on to its end token: Stop really cut the answer short. (The worker is fine
+    // after a Stop.)
+    const whole = await p.ask(LONG_QUESTION, false);
+    assert.equal(whole.error, undefined, whole.error?.message);
+    assert.equal(whole.stopReason, 'eos');
+    assert.ok(whole.tokens > rec.tokens + 5, `whole answer ${whole.tokens} tokens, stopped one ${rec.tokens}`);
+    console.log(`stopped after ${rec.tokens} of ${whole.tokens} tokens`);
   });
 
   it('applies a settings change to the next question without a reload', async () => {
     const a = await api();
+    const pid = a.host.workerPid;
     await setSetting('cachePolicy', 'h2o');
     await setSetting('cacheRatio', 0.25);
     const rec = await vscode.commands.executeCommand<TurnRecord>('elasticVlm.askAboutImage', wsFile(IMAGE), 'What shapes are there?');
-    assert.equal(rec.error, undefined);
+    assert.equal(rec.error, undefined, rec.error?.message);
     assert.equal(rec.stats?.policy, 'h2o');
     assert.equal(rec.stats?.keepRatio, 0.25);
-    await setSetting('maxNewTokens', 2);
-    const short = await a.panels.get(wsFile(IMAGE))!.ask('Give a long and detailed description, please.', false);
-    assert.ok(short.tokens <= 2, `${short.tokens} tokens`);
+    assert.ok(rec.stats!.bytes < rec.stats!.fullBytes, `compressed: ${rec.stats!.bytes} of ${rec.stats!.fullBytes} bytes`);
+    assert.equal(a.host.workerPid, pid, 'same worker, no reload');
+    // A follow-up typed in the panel after a cache change starts a new conversation with the new settings (the
+    // worker keeps a conversation's first policy); without a change it continues the conversation.
+    const panel = a.panels.get(wsFile(IMAGE))!;
+    await setSetting('cachePolicy', 'streaming');
+    const fu = await panel.ask('And what colors are there?', true);
+    assert.equal(fu.error, undefined, fu.error?.message);
+    assert.equal(fu.followUp, false, 'a new conversation for the new policy');
+    assert.equal(fu.stats?.policy, 'streaming');
+    const fu2 = await panel.ask('Anything else?', true);
+    assert.equal(fu2.followUp, true, 'unchanged settings: the conversation continues');
+    assert.equal(fu2.stats?.policy, 'streaming');
+    // maxNewTokens: the long answer runs to its end token, then with a limit of 8 it stops at exactly 8 tokens,
+    // the same first tokens (greedy decoding).
+    await longAnswerSettings();
+    const whole = await panel.ask(LONG_QUESTION, false);
+    assert.equal(whole.stopReason, 'eos', whole.error?.message);
+    assert.ok(whole.result!.generatedTokens > 8, `${whole.result!.generatedTokens} tokens`);
+    await setSetting('maxNewTokens', 8);
+    const short = await panel.ask(LONG_QUESTION, false);
+    assert.equal(short.error, undefined, short.error?.message);
     assert.equal(short.stopReason, 'length');
+    assert.equal(short.result!.generatedTokens, 8);
+    assert.ok(short.tokens <= 8, `${short.tokens} tokens streamed`);
+    assert.ok(whole.answer.startsWith(short.answer), `${JSON.stringify(short.answer)} is not the start of ${JSON.stringify(whole.answer)}`);
   });
 
   it('shows an error in the panel for a corrupt image, and the next question works', async () => {
@@ -143,8 +186,9 @@ describe('Elastic VLM in the extension host', function () {
   it('survives a worker killed mid-answer: the panel shows it, the next question starts a new worker', async () => {
     const a = await api();
     const p = a.panels.get(wsFile(OTHER))!;
-    const pending = p.ask('Give a long and detailed description, please.', false);
-    await waitFor(() => p.transcript[p.transcript.length - 1].tokens >= 2, 'tokens');
+    await longAnswerSettings();
+    const pending = p.ask(LONG_QUESTION, false);
+    await waitFor(() => p.transcript[p.transcript.length - 1].tokens >= 2, 'tokens', 120_000);
     const pid = a.host.workerPid!;
     process.kill(pid, 'SIGKILL');
     const rec = await pending;
@@ -184,9 +228,24 @@ describe('Elastic VLM in the extension host', function () {
     assert.equal(p.transcript.length, n, 'nothing was asked');
   });
 
-  it('shows the model in use and the embedded model fallback message', async () => {
+  it('uses the embedded model by default, and shows an error for a model folder that does not exist', async () => {
     const a = await api();
+    const ext = vscode.extensions.getExtension(EXT_ID)!;
     const m = await a.host.resolveModel();
-    assert.ok(m.modelDir.length > 0);
+    assert.equal(m.embedded, true);
+    assert.equal(m.label, 'embedded default model');
+    assert.equal(path.resolve(m.modelDir), path.join(ext.extensionPath, 'models', 'default'));
+    assert.equal(path.resolve(a.host.info!.modelDir), path.resolve(m.modelDir), 'the worker runs the embedded model');
+    const missing = path.join(ext.extensionPath, 'no-such-model');
+    try {
+      await setSetting('modelPath', missing);
+      const rec = await vscode.commands.executeCommand<TurnRecord>('elasticVlm.askAboutImage', wsFile(OTHER), 'What is this?');
+      assert.equal(rec.error?.code, 'bad-input', JSON.stringify(rec.error));
+      assert.match(rec.error!.message, /does not exist/);
+    } finally {
+      await setSetting('modelPath', undefined);
+    }
+    const ok = await vscode.commands.executeCommand<TurnRecord>('elasticVlm.askAboutImage', wsFile(OTHER), 'What is this?');
+    assert.equal(ok.error, undefined, ok.error?.message);
   });
 });
