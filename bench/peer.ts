@@ -1,6 +1,7 @@
 // The peer: transformers.js (@huggingface/transformers, which drives onnxruntime-node too) generating greedily
 // with its full cache from the same model folder, on the CPU, network cut. Run in a child process; prints
 // one JSON line: decode tokens per second (median inter-token time) and the answer.
+import { runAsChild } from './child.js';
 import { basename, dirname } from 'node:path';
 
 export interface PeerSpec {
@@ -67,15 +68,4 @@ async function runPeer(spec: PeerSpec): Promise<PeerResult> {
   return { name: 'transformers.js', decodeTokensPerSecond: 1000 / med, generatedTokens: seq.dims[1], answer, loadMs };
 }
 
-if (require.main === module) {
-  runPeer(JSON.parse(process.argv[2]) as PeerSpec).then(
-    (r) => {
-      process.stdout.write(`${JSON.stringify(r)}\n`);
-      process.exit(0);
-    },
-    (e) => {
-      process.stderr.write(`error: ${(e as Error).stack ?? e}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runAsChild(runPeer);

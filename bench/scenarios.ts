@@ -3,6 +3,7 @@
 //   describe: one image, "Describe this image.", 512 new tokens forced (end token ignored)
 //   long:     one image described, then follow-up turns until the full cache holds >= 2,000 tokens; the last
 //             turn's steps are the ones measured
+import { runAsChild } from './child.js';
 import { Vlm, type StepInfo } from '../runtime/vlm.js';
 import type { CacheOptions, Device } from '../runtime/protocol.js';
 
@@ -109,15 +110,4 @@ export async function runRow(spec: RowSpec): Promise<RowResult> {
 }
 
 // Child-process entry: argv[2] is the JSON spec; prints one JSON line.
-if (require.main === module) {
-  runRow(JSON.parse(process.argv[2]) as RowSpec).then(
-    (r) => {
-      process.stdout.write(`${JSON.stringify(r)}\n`);
-      process.exit(0);
-    },
-    (e) => {
-      process.stderr.write(`error: ${(e as Error).stack ?? e}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runAsChild(runRow);

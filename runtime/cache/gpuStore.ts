@@ -27,7 +27,7 @@ import { ort, float16Tensor } from '../model/ort.js';
 import { BOOL, F16, F32, GraphBuilder, I64, encodeModel } from '../onnx/build.js';
 import type { LayerAssign } from './types.js';
 import { validatePlan } from './compact.js';
-import { entryBytes, pastName, presentName, type KvShape, type KvStore } from './store.js';
+import { entryBytes, pastFeeds, presentName, type KvShape, type KvStore } from './store.js';
 
 type Kind = 'gather' | 'merge';
 
@@ -184,12 +184,7 @@ export class GpuKvStore implements KvStore {
 
   feeds(): Record<string, Tensor> {
     if (this.keys.length === 0) throw new Error('GpuKvStore used after dispose()');
-    const f: Record<string, Tensor> = {};
-    for (let i = 0; i < this.shape.layers; i++) {
-      f[pastName(i, 'key')] = this.keys[i];
-      f[pastName(i, 'value')] = this.values[i];
-    }
-    return f;
+    return pastFeeds(this.keys, this.values);
   }
 
   adopt(outputs: Record<string, Tensor>): void {

@@ -34,6 +34,16 @@ export interface KvStore {
 export const presentName = (i: number, kv: 'key' | 'value') => `present.${i}.${kv}`;
 export const pastName = (i: number, kv: 'key' | 'value') => `past_key_values.${i}.${kv}`;
 
+/** past_key_values.{i}.key|value feeds from per-layer key and value tensors. */
+export function pastFeeds(keys: Tensor[], values: Tensor[]): Record<string, Tensor> {
+  const f: Record<string, Tensor> = {};
+  keys.forEach((k, i) => {
+    f[pastName(i, 'key')] = k;
+    f[pastName(i, 'value')] = values[i];
+  });
+  return f;
+}
+
 /** float32 data, or float16 as its raw bits (Node >= 23 hands float16 outputs back as a Float16Array). */
 export function kvBits(t: Tensor): Float32Array | Uint16Array {
   if (t.type !== 'float16') return t.data as Float32Array;
@@ -68,12 +78,7 @@ export class CpuKvStore implements KvStore {
   }
 
   feeds(): Record<string, Tensor> {
-    const f: Record<string, Tensor> = {};
-    for (let i = 0; i < this.shape.layers; i++) {
-      f[pastName(i, 'key')] = this.keys[i];
-      f[pastName(i, 'value')] = this.values[i];
-    }
-    return f;
+    return pastFeeds(this.keys, this.values);
   }
 
   adopt(outputs: Record<string, Tensor>): void {

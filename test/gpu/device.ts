@@ -5,6 +5,9 @@ import { ort, float16Tensor } from '../../runtime/model/ort.js';
 import { F16, F32, GraphBuilder, encodeModel } from '../helpers/onnx-build.js';
 import { halfBits } from '../helpers/kv-model.js';
 
+import { after, before } from 'node:test';
+import { releaseCompactionSessions } from '../../runtime/cache/gpuStore.js';
+
 export const REQUIRE_WEBGPU = process.env.ELASTIC_VLM_REQUIRE_WEBGPU === '1';
 
 function identityModel(elem: number): Uint8Array {
@@ -66,4 +69,29 @@ export async function releaseDeviceHelpers(): Promise<void> {
 
 export function rssMiB(): number {
   return process.memoryUsage.rss() / 2 ** 20;
+}
+
+/**
+ * Registers the suite's hooks (adapter probe before, device sessions released after) and returns the per-test gate:
+ * it skips the test with the reason when there is no WebGPU adapter, or fails it under ELASTIC_VLM_REQUIRE_WEBGPU=1.
+ * The probe starts at load time and is awaited in `before` (no top-level await in this CommonJS package).
+ */
+export function webgpuGate(): (t: { skip: (m: string) => void }) => boolean {
+  const state = { reason: null as string | null, ready: webgpuUnavailable() };
+  state.ready.then((why) => (state.reason = why));
+  before(async () => {
+    await state.ready;
+    if (state.reason) console.log(`# WebGPU unavailable: ${state.reason}${REQUIRE_WEBGPU ? ' (required: tests fail)' : ' (tests skipped)'}`);
+  });
+  after(async () => {
+    await releaseCompactionSessions();
+    await releaseDeviceHelpers();
+  });
+  return (t) => {
+    if (!state.reason) return true;
+    const msg = `no WebGPU adapter (${state.reason}); install Mesa 25 lavapipe (scripts/setup.sh) and source scripts/webgpu-env.sh`;
+    if (REQUIRE_WEBGPU) throw new Error(`ELASTIC_VLM_REQUIRE_WEBGPU=1 but ${msg}`);
+    t.skip(msg);
+    return false;
+  };
 }

@@ -3,36 +3,18 @@
 // 2 x layers during a conversation, back to 0 after every dispose, never growing over the run. Skipped without a
 // WebGPU adapter, unless ELASTIC_VLM_REQUIRE_WEBGPU=1 (CI), where a missing adapter fails (as webgpu.test.ts).
 // GPU_SOAK_ROUNDS overrides the number of conversations.
-import { after, before, it } from 'node:test';
+import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { GpuKvStore, releaseCompactionSessions } from '../../runtime/cache/gpuStore.js';
-import { REQUIRE_WEBGPU, releaseDeviceHelpers, rssMiB, webgpuUnavailable } from './device.js';
+import { GpuKvStore } from '../../runtime/cache/gpuStore.js';
+import { rssMiB, webgpuGate } from './device.js';
 
 const root = join(__dirname, '..', '..');
 const tiny = join(root, 'test', 'fixtures', 'tiny-model');
 const images = ['diagram.png', 'gradient.png', 'exact.png'].map((f) => join(root, 'test', 'fixtures', 'images', f));
 const ROUNDS = Number(process.env.GPU_SOAK_ROUNDS ?? 40);
 
-const unavailable = { reason: null as string | null, ready: webgpuUnavailable() };
-unavailable.ready.then((why) => (unavailable.reason = why));
-
-function needWebgpu(t: { skip: (m: string) => void }): boolean {
-  if (!unavailable.reason) return true;
-  const msg = `no WebGPU adapter (${unavailable.reason}); install Mesa 25 lavapipe (scripts/setup.sh) and source scripts/webgpu-env.sh`;
-  if (REQUIRE_WEBGPU) throw new Error(`ELASTIC_VLM_REQUIRE_WEBGPU=1 but ${msg}`);
-  t.skip(msg);
-  return false;
-}
-
-before(async () => {
-  await unavailable.ready;
-  if (unavailable.reason) console.log(`# WebGPU unavailable: ${unavailable.reason}${REQUIRE_WEBGPU ? ' (required: tests fail)' : ' (tests skipped)'}`);
-});
-after(async () => {
-  await releaseCompactionSessions();
-  await releaseDeviceHelpers();
-});
+const needWebgpu = webgpuGate();
 
 it(`WebGPU soak: ${ROUNDS} conversations (ask + follow-up, elastic), live device tensors back to 0 after each, never growing`, { timeout: 300_000 }, async (t) => {
   if (!needWebgpu(t)) return;

@@ -2,48 +2,23 @@
 // GPU or on software Vulkan (Mesa 25 lavapipe: `source scripts/webgpu-env.sh`). Skipped, with the reason, when
 // no WebGPU adapter exists, unless ELASTIC_VLM_REQUIRE_WEBGPU=1 (CI), where a missing adapter fails.
 // Device tensors are read back only through a WebGPU Identity session with host outputs (test/gpu/device.ts).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ort } from '../../runtime/model/ort.js';
 import { CpuKvStore, pastName, presentName, type KvShape } from '../../runtime/cache/store.js';
-import { GpuKvStore, releaseCompactionSessions } from '../../runtime/cache/gpuStore.js';
+import { GpuKvStore } from '../../runtime/cache/gpuStore.js';
 import { applyAssign, applyAssignHalf, f32ToF16 } from '../../runtime/cache/compact.js';
 import type { LayerAssign } from '../../runtime/cache/types.js';
 import { buildToyDecoder, generate, kvShapeOf, maxAbsDiff, presentNames, type ToyDims } from '../helpers/kv-model.js';
 import { randn, rng } from '../helpers/onnx-build.js';
-import { REQUIRE_WEBGPU, download, releaseDeviceHelpers, rssMiB, upload, webgpuUnavailable } from './device.js';
+import { download, rssMiB, upload, webgpuGate } from './device.js';
 import { CHILD_DIMS, CHILD_RUN, findNode24, runChild } from './kv-run.js';
 
 const root = join(__dirname, '..', '..');
-// The adapter probe starts at load time and is awaited in `before` (no top-level await in this CommonJS package);
-// every test then checks it and skips itself, or fails under ELASTIC_VLM_REQUIRE_WEBGPU=1.
-const unavailable = probeWebgpu();
-function probeWebgpu(): { reason: string | null; ready: Promise<string | null> } {
-  const r = { reason: null as string | null, ready: webgpuUnavailable() };
-  r.ready.then((why) => (r.reason = why));
-  return r;
-}
-
-/** Skips (or, with ELASTIC_VLM_REQUIRE_WEBGPU=1, fails) when there is no WebGPU adapter. */
-function needWebgpu(t: { skip: (m: string) => void }): boolean {
-  if (!unavailable.reason) return true;
-  const msg = `no WebGPU adapter (${unavailable.reason}); install Mesa 25 lavapipe (scripts/setup.sh) and source scripts/webgpu-env.sh`;
-  if (REQUIRE_WEBGPU) throw new Error(`ELASTIC_VLM_REQUIRE_WEBGPU=1 but ${msg}`);
-  t.skip(msg);
-  return false;
-}
-
-before(async () => {
-  await unavailable.ready;
-  if (unavailable.reason) console.log(`# WebGPU unavailable: ${unavailable.reason}${REQUIRE_WEBGPU ? ' (required: tests fail)' : ' (tests skipped)'}`);
-});
-after(async () => {
-  await releaseCompactionSessions();
-  await releaseDeviceHelpers();
-});
+const needWebgpu = webgpuGate();
 
 // ---- data and plans ----------------------------------------------------------------------------------------
 

@@ -12,17 +12,8 @@ export {
 } from '../../runtime/onnx/build.js';
 export type { Dim, AttrValue, NodeOptions } from '../../runtime/onnx/build.js';
 
-/** A deterministic pseudo-random generator (mulberry32) for test weights and inputs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic pseudo-random generator (the runtime's seeded sampler's mulberry32) for test weights and inputs. */
+export { seededRandom as rng } from '../../runtime/sampling.js';
 
 /** n values uniform in [-scale, scale). */
 export function randn(r: () => number, n: number, scale = 1): Float32Array {

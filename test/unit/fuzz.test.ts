@@ -4,6 +4,7 @@
 // insertions. Every case must give either a well-formed Preprocessed or a one-line BadInputError: never another
 // error type, never a hang, never an unbounded allocation. FUZZ_SEED / FUZZ_CASES / FUZZ_SECONDS override the defaults.
 import { test } from 'node:test';
+import { seededRandom } from '../../runtime/sampling.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,16 +30,6 @@ process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 // ---- seeded randomness --------------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- seed files ---------------------------------------------------------------------------------------------
 
@@ -458,7 +449,7 @@ test(`fuzz: decodeImage + preprocess on mutated images (seed ${SEED}, up to ${CA
     }
   }
 
-  const r = mulberry32(SEED);
+  const r = seededRandom(SEED);
   const t0 = performance.now();
   let i = 0;
   for (; i < CASES && performance.now() - t0 < SECONDS * 1000; i++) {
