@@ -205,7 +205,7 @@ export class ImagePanel implements vscode.Disposable {
   private async runTurn(question: string, followUp: boolean): Promise<TurnRecord> {
     const turn = ++this.turns;
     const settings = this.settings.current;
-    const cache = { policy: settings.cachePolicy, keep: settings.cacheRatio };
+    const cache = { policy: settings.cachePolicy, keep: settings.cacheRatio, importance: settings.elasticImportance, merge: settings.elasticMerge };
     const held = followUp && this.transcript.length > 0 && this.host.holdsConversation(this);
     // A follow-up continues the conversation only with the cache settings it was started with (the worker keeps
     // them for the whole conversation); after a settings change the next question starts over with the new ones.

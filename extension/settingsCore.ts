@@ -10,6 +10,10 @@ export interface Settings {
   device: Device;
   maxNewTokens: number;
   hubEndpoint: string;
+  /** Elastic's stage-1 importance: the paper's column sums ('sum') or per seeing query ('mean'). */
+  elasticImportance: 'sum' | 'mean';
+  /** Elastic's stage 1 merges dropped entries into anchors (the paper) or evicts them. */
+  elasticMerge: boolean;
 }
 
 export const SECTION = 'elasticVlm';
@@ -27,6 +31,8 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   device: 'auto',
   maxNewTokens: 256,
   hubEndpoint: 'https://huggingface.co',
+  elasticImportance: 'sum',
+  elasticMerge: true,
 });
 
 export const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -63,6 +69,8 @@ const CHECKS: Record<keyof Settings, Check> = {
       ? null
       : `must be an integer from ${MAX_NEW_TOKENS_MIN} to ${MAX_NEW_TOKENS_MAX}`,
   hubEndpoint: checkEndpoint,
+  elasticImportance: (v) => (v === 'sum' || v === 'mean' ? null : 'must be sum or mean'),
+  elasticMerge: (v) => (typeof v === 'boolean' ? null : 'must be true or false'),
 };
 
 export interface SettingProblem {

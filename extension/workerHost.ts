@@ -165,7 +165,7 @@ export class WorkerHost implements vscode.Disposable {
    */
   conversationUses(cache: CacheOptions): boolean {
     const c = this.ownerCache;
-    return !!c && c.policy === cache.policy && c.keep === cache.keep;
+    return !!c && c.policy === cache.policy && c.keep === cache.keep && c.importance === cache.importance && c.merge === cache.merge;
   }
 
   /**

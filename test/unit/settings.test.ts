@@ -9,7 +9,8 @@ test('unset settings take the defaults', () => {
 });
 
 test('valid values are used', () => {
-  const raw = { cacheRatio: 0.05, cachePolicy: 'h2o', modelPath: '/m', device: 'cpu', maxNewTokens: 4096, hubEndpoint: 'https://mirror.example/' };
+  const raw = { cacheRatio: 0.05, cachePolicy: 'h2o', modelPath: '/m', device: 'cpu', maxNewTokens: 4096, hubEndpoint: 'https://mirror.example/',
+    elasticImportance: 'mean', elasticMerge: false };
   const { settings, problems } = validateSettings(raw);
   assert.deepEqual(problems, []);
   assert.deepEqual(settings, { ...raw, hubEndpoint: 'https://mirror.example' });
@@ -17,14 +18,19 @@ test('valid values are used', () => {
 
 test('invalid values are rejected with a message and the previous valid value is used', () => {
   const previous: Settings = { ...DEFAULT_SETTINGS, cacheRatio: 0.3, cachePolicy: 'streaming', device: 'cpu', maxNewTokens: 99 };
-  const raw = { cacheRatio: 1.5, cachePolicy: 'magic', modelPath: '', device: 'tpu', maxNewTokens: 2.5, hubEndpoint: 'http://evil.example' };
+  const raw = { cacheRatio: 1.5, cachePolicy: 'magic', modelPath: '', device: 'tpu', maxNewTokens: 2.5, hubEndpoint: 'http://evil.example',
+    elasticImportance: 'median', elasticMerge: 'yes' };
   const { settings, problems } = validateSettings(raw, previous);
+  assert.equal(settings.elasticImportance, previous.elasticImportance);
+  assert.equal(settings.elasticMerge, previous.elasticMerge);
+  assert.ok(problems.some((p) => p.key === 'elasticImportance' && /must be sum or mean/.test(p.reason)));
+  assert.ok(problems.some((p) => p.key === 'elasticMerge' && /must be true or false/.test(p.reason)));
   assert.equal(settings.cacheRatio, 0.3);
   assert.equal(settings.cachePolicy, 'streaming');
   assert.equal(settings.device, 'cpu');
   assert.equal(settings.maxNewTokens, 99);
   assert.equal(settings.hubEndpoint, DEFAULT_SETTINGS.hubEndpoint);
-  assert.deepEqual(problems.map((p) => p.key).sort(), ['cachePolicy', 'cacheRatio', 'device', 'hubEndpoint', 'maxNewTokens']);
+  assert.deepEqual(problems.map((p) => p.key).sort(), ['cachePolicy', 'cacheRatio', 'device', 'elasticImportance', 'elasticMerge', 'hubEndpoint', 'maxNewTokens']);
   const msg = describeProblem(problems.find((p) => p.key === 'cacheRatio')!);
   assert.match(msg, /elasticVlm\.cacheRatio = 1\.5 must be a number from 0\.05 to 1; using 0\.3/);
 });
