@@ -76,7 +76,7 @@ export async function runRow(spec: RowSpec): Promise<RowResult> {
     first = last = await conv.ask(spec.image, 'Describe this image.', { cache, generate: { maxNewTokens: 512, ignoreEos: true, statsEvery: 1 } }, cb);
   } else {
     first = last = await conv.ask(spec.image, 'Describe this image.', { cache, generate: { maxNewTokens: 160, ignoreEos: true, statsEvery: 8 } }, cb);
-    while (last.cache.tokensSeen < 1850) {
+    while (last.cache.tokensSeen < 2000) {
       steps = [];
       last = await conv.followUp('Describe this image again, in full.', { generate: { maxNewTokens: 160, ignoreEos: true, statsEvery: 8 } }, cb);
     }
