@@ -1,5 +1,5 @@
 // npm run ask -- IMAGE "QUESTION" [--model DIR] [--device D] [--max-new-tokens N] [--policy P] [--keep K]
-//   [--positions absolute|compressed] [--dtype fp16] [--json] [--in-process] [--verbose]
+//   [--positions absolute|compressed] [--importance sum|mean] [--merge on|off] [--dtype fp16] [--json] [--in-process] [--verbose]
 // Streams the answer to stdout; with --json prints one JSON object at the end instead.
 // Exit codes: 0 ok, 2 bad input (image, question, options, model folder), 1 internal failure.
 import { parseArgs } from 'node:util';
@@ -25,6 +25,8 @@ async function main(): Promise<number> {
         policy: { type: 'string' },
         keep: { type: 'string' },
         positions: { type: 'string' },
+        importance: { type: 'string' },
+        merge: { type: 'string' },
         temperature: { type: 'string' },
         'top-p': { type: 'string' },
         seed: { type: 'string' },
@@ -44,7 +46,15 @@ async function main(): Promise<number> {
       dtype: values.dtype,
     };
     const policy = parsePolicy(values.policy, 'full');
-    const cache: CacheOptions = { policy, keep: parseKeep(values.keep, policy === 'full' ? 1 : 0.5), positions };
+    if (values.importance !== undefined && values.importance !== 'sum' && values.importance !== 'mean') throw new BadInputError('--importance must be sum or mean');
+    if (values.merge !== undefined && values.merge !== 'on' && values.merge !== 'off') throw new BadInputError('--merge must be on or off');
+    const cache: CacheOptions = {
+      policy,
+      keep: parseKeep(values.keep, policy === 'full' ? 1 : 0.5),
+      positions,
+      importance: values.importance as CacheOptions['importance'],
+      merge: values.merge === undefined ? undefined : values.merge === 'on',
+    };
     const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
     if (!(temperature >= 0)) throw new BadInputError('--temperature must be >= 0');
     const generate: GenerateOptions = {

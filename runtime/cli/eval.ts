@@ -207,7 +207,7 @@ async function main(): Promise<number> {
     const rows = await evaluate(vlm, samples, cells, variant, log);
     const full = rows.find((r) => r.policy === 'full');
     if (full) for (const p of sameAsFull) rows.push({ ...full, policy: p });
-    if (!policies.includes('full')) rows.splice(rows.indexOf(full!), 1);
+    if (full && !policies.includes('full')) rows.splice(rows.indexOf(full), 1);
     await vlm.release();
     const machine = machineInfo();
     if (values.docs) {
