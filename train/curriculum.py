@@ -164,14 +164,78 @@ def gen_words(rng):
         qa.append(("read_grid_where", f"Where is {words[k]}?", names[k]))
     qa.append(("read_all", "Read all the words.", data.join_list(words)))
     rng.shuffle(qa)
-    return img, qa
+    return img, qa, words
 
 
-def make_word_sample(index, split="words"):
-    rng = random.Random(data.seed_for(split, index))
-    img, qa = gen_words(rng)
-    return {"image": img, "family": "words", "qa": qa, "describe": None, "meta": {}, "seed_index": index,
-            "split": split}
+BIG_SIZES = [28, 30, 32, 34, 36, 38, 40, 44, 48]
+ANY_SIZES = [15, 16, 17, 18, 19, 20, 20, 22, 22, 24, 26, 28, 32, 36, 40]
+
+
+def gen_single_word(rng, big):
+    """One vocabulary word, alone, at a random place: big (28-48 px, the bootstrap stage of run 3) or any size
+    (15-40 px, the families use 15-22 px). Light or dark background (the UI title bar is white on colour)."""
+    w, h = rng.choice(SIZES)
+    dark = rng.random() < 0.2
+    bg = rng.choice([(40, 90, 220), (60, 60, 70), (40, 140, 120)]) if dark else _light_bg(rng)
+    fg = (255, 255, 255) if dark else rng.choice([(20, 20, 20), (20, 20, 20), (40, 40, 40), (30, 30, 90)])
+    img = Image.new("RGB", (w, h), bg)
+    d = ImageDraw.Draw(img)
+    size = rng.choice(BIG_SIZES if big else ANY_SIZES)
+    f = data.font(size, rng.random() < 0.85)
+    word = rng.choice(data.WORDS)
+    tw, th, _, _ = data.text_size(d, word, f)
+    cx = rng.uniform(tw / 2 + 10, w - tw / 2 - 10)
+    cy = rng.uniform(th / 2 + 10, h - th / 2 - 10)
+    data.draw_text_centered(d, cx, cy, word, f, fg)
+    return img, [("read_word", "What word is written?", word)], [word]
+
+
+def make_word_sample(index, split="words", mode="mixed"):
+    """mode: "mixed" (gen_words: 1-4 words in a stack / row / grid, 16-40 px), "single_big", "single"."""
+    rng = random.Random(data.seed_for(split if mode == "mixed" else f"{split}-{mode}", index))
+    if mode == "mixed":
+        img, qa, words = gen_words(rng)
+    else:
+        img, qa, words = gen_single_word(rng, big=(mode == "single_big"))
+    return {"image": img, "family": "words", "qa": qa, "describe": None, "meta": {}, "words": list(words),
+            "seed_index": index, "split": split}
+
+
+# ------------------------------------------------------------------------------- words present (auxiliary loss)
+WORD_INDEX = {w: k for k, w in enumerate(data.WORDS)}
+
+
+def family_words(sample):
+    """The vocabulary words drawn on a family image (from its layout meta); shapes scenes have none."""
+    fam, m = sample["family"], sample["meta"]
+    if fam == "bars":
+        return [m["title"]] + list(m["labels"])
+    if fam == "ui":
+        return [m["title"]] + list(m["options"]) + list(m["buttons"])
+    if fam == "flow":
+        return list(m["labels"])
+    return []
+
+
+# ------------------------------------------------------------------------------------------ run-3 schedule
+def schedule_mix(name, el, budget):
+    """Sample-kind probabilities [(kind, p)] at `el` seconds of a `budget`-second run.
+    kinds: single_big / single / words (word images), family (family image + its own questions + 3-6 reading
+    questions), normal (the ordinary task mix).
+    "read3": 0-13% of the run single big words only; 13-26% single words of any size 45%, 1-4 word layouts 40%,
+    family reading 15%; then the normal share rises linearly from 25% to 65% at the end, the rest being family
+    reading 60% / word layouts 30% / single words 10%."""
+    if name != "read3":
+        raise ValueError(f"unknown schedule {name}")
+    f = el / max(budget, 1e-6)
+    if f < 0.13:
+        return [("single_big", 1.0)]
+    if f < 0.26:
+        return [("single", 0.45), ("words", 0.40), ("family", 0.15)]
+    g = min(1.0, (f - 0.26) / 0.74)
+    normal = 0.25 + 0.40 * g
+    rest = 1.0 - normal
+    return [("normal", normal), ("family", rest * 0.6), ("words", rest * 0.3), ("single", rest * 0.1)]
 
 
 if __name__ == "__main__":
@@ -180,9 +244,13 @@ if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/curriculum_preview"
     os.makedirs(out, exist_ok=True)
     for i in range(12):
-        s = make_word_sample(i, "preview-words")
-        s["image"].save(os.path.join(out, f"w{i:02d}.png"))
-        print("words", i, s["image"].size, s["qa"])
+        for mode in ("mixed", "single_big", "single"):
+            s = make_word_sample(i, "preview-words", mode)
+            s["image"].save(os.path.join(out, f"w{i:02d}_{mode}.png"))
+            print("words", mode, i, s["image"].size, s["qa"], s["words"])
     for i in range(8):
         s = data.make_sample("preview", i)
-        print(s["family"], family_reading_qa(s, random.Random(i)))
+        print(s["family"], family_words(s), family_reading_qa(s, random.Random(i)))
+    for name in ("read3",):
+        for t in (0, 30, 61, 100, 122, 200, 300, 400, 468):
+            print(name, t, schedule_mix(name, t, 468))

@@ -5,8 +5,12 @@
 #   continue : continue training the committed model (INIT=models/default): rebuild its PyTorch weights from the
 #              ONNX files (train/from_onnx.py) and check them against onnxruntime (if that check fails, train
 #              from scratch instead and say so in the log), held-out eval before, reading curriculum
-#              (train/curriculum.py) from 45% to 15% of the samples, peak lr 5e-4 (LR=...), BUDGET=440 s of
-#              training, eval, export, verify, all within DEADLINE_S=565 s. Keeps INIT's tokenizer; no fixtures.
+#              (train/curriculum.py; run 3's recipe by default: SCHEDULE=read3 = single big words first, then
+#              smaller / several words, then family reading questions with the normal mix rising to 65%;
+#              SCHEDULE= (empty) falls back to the linear CURRICULUM=0.45,0.15 share of run 2), peak lr 4e-4
+#              (LR=...) for the decoder and VLR_MULT=2.5 times that for the vision tower + connector, training-only
+#              word-presence loss AUX=0.1 (0 = off), SEED=2 (use a new one per run), BUDGET=440 s of training,
+#              eval, export, verify, all within DEADLINE_S=565 s. Keeps INIT's tokenizer; no fixtures.
 # Everything is written under OUT_DIR/work; OUT_DIR/results.tar.gz.part* is the packed result
 # (unpack: cat results.tar.gz.part* | tar xz). With PACK=DIR the parts (and a live train_log.json) go to DIR.
 set -u -o pipefail
@@ -37,9 +41,11 @@ nproc
 VIMG=$(ls data/heldout/*_ui.png | head -1)
 if [ "$MODE" = continue ]; then
   TOK=$INIT
+  SCHED=${SCHEDULE-read3}
   stamp "continue from $INIT: rebuild + verify + eval before, then train budget=$BUDGET"
   timeout $(( $(left) - 30 )) python3 train/train.py --tok "$TOK" --init-onnx "$INIT" --verify-image "$VIMG" --eval-before \
-    --lr "${LR:-5e-4}" --warmup 100 --curriculum "${CURRICULUM:-0.45,0.15}" --words-frac 0.3 --seed "${SEED:-1}" \
+    --lr "${LR:-4e-4}" --warmup 100 --curriculum "${CURRICULUM:-0.45,0.15}" --words-frac 0.3 --seed "${SEED:-2}" \
+    ${SCHED:+--schedule "$SCHED"} --vision-lr-mult "${VLR_MULT:-2.5}" --aux-weight "${AUX:-0.1}" \
     --out "$W/train" --budget "$BUDGET" --deadline $((DEADLINE - 45)) --heldout data/heldout \
     ${PACK:+--progress "$PACK/train_log.json"} || echo "TRAIN FAILED rc=$?"
 else

@@ -35,16 +35,24 @@ import curriculum as C  # noqa: E402
 import data  # noqa: E402
 import model as M  # noqa: E402
 
-KIND_NAMES = {1: "short", 2: "read", 3: "describe"}
+KIND_NAMES = {1: "short", 2: "read", 3: "describe", 4: "words"}
+N_WORDS = len(data.WORDS)
 
 
 class Stream(torch.utils.data.IterableDataset):
     def __init__(self, tok_path, preset, split, start, max_len, describe_p=0.25, augment=True,
-                 curriculum=(0.0, 0.0), words_frac=0.3):
+                 curriculum=(0.0, 0.0), words_frac=0.3, schedule=None):
         self.tok_path, self.preset, self.split, self.start = tok_path, preset, split, start
         self.max_len, self.describe_p, self.augment = max_len, describe_p, augment
-        self.curriculum, self.words_frac = curriculum, words_frac
+        self.curriculum, self.words_frac, self.schedule = curriculum, words_frac, schedule
         self.t0, self.budget = None, 1.0  # set just before the workers fork (wall-clock curriculum schedule)
+
+    def mix(self):
+        """Sample-kind probabilities now (--schedule), or None for the linear --curriculum share."""
+        if not self.schedule:
+            return None
+        el = 0.0 if self.t0 is None else time.time() - self.t0
+        return C.schedule_mix(self.schedule, el, self.budget)
 
     def cur_p(self):
         p0, p1 = self.curriculum
@@ -61,20 +69,35 @@ class Stream(torch.utils.data.IterableDataset):
         i = self.start + wid
         while True:
             yield make_train_example(enc, self.preset, self.split, i, self.describe_p, self.augment, self.max_len,
-                                     self.cur_p(), self.words_frac)
+                                     self.cur_p(), self.words_frac, self.mix())
             i += nw
 
 
-def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_p=0.0, words_frac=0.3):
+def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_p=0.0, words_frac=0.3, mix=None):
+    """-> (uint8 tiles, ids, loss weights, answer kinds, multi-hot of the vocabulary words drawn on the image).
+    mix (--schedule): [(kind, p)] with kind in single_big / single / words / family / normal; without it a sample
+    is a curriculum sample with probability cur_p (a word image with probability words_frac, else family)."""
     rng = random.Random(data.seed_for(split + "-aug", i))
-    cur = cur_p > 0 and rng.random() < cur_p
-    if cur and rng.random() < words_frac:  # word image: all of its reading questions
-        s = C.make_word_sample(i)
+    if mix is None:
+        cur = cur_p > 0 and rng.random() < cur_p
+        kind = ("words" if rng.random() < words_frac else "family") if cur else "normal"
+    else:
+        r, acc, kind = rng.random(), 0.0, mix[-1][0]
+        for k, p in mix:
+            acc += p
+            if r < acc:
+                kind = k
+                break
+    cur = kind != "normal"
+    if kind in ("words", "single_big", "single"):  # word image: all of its reading questions
+        s = C.make_word_sample(i, mode="mixed" if kind == "words" else kind)
         img = data.augment(s["image"], rng) if augment else s["image"]
-        turns = [(q, a, 2) for _, q, a in s["qa"]]
+        turns = [(q, a, 4) for _, q, a in s["qa"]]
+        present = s["words"]
     else:
         s = data.make_sample(split, i)
         img = data.augment(s["image"], rng) if augment else s["image"]
+        present = C.family_words(s)
         short = [(q, a, 1) for _, q, a in s["qa"]]
         rng.shuffle(short)
         if cur:  # all own questions + 3-6 reading questions, shuffled
@@ -92,26 +115,51 @@ def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_
     tiles, rows, cols = M.preprocess_uint8(img, preset)
     ids, wts, kinds = enc.conversation_kinds(rows, cols, turns, describe_weight=0.3)
     ids, wts, kinds = ids[:max_len], wts[:max_len], kinds[:max_len]
+    words = torch.zeros(N_WORDS, dtype=torch.float32)
+    for wd in present:
+        words[C.WORD_INDEX[wd]] = 1.0
     return (torch.from_numpy(tiles), torch.tensor(ids, dtype=torch.long), torch.tensor(wts, dtype=torch.float32),
-            torch.tensor(kinds, dtype=torch.int8))
+            torch.tensor(kinds, dtype=torch.int8), words)
 
 
 def collate(batch, pad_id=2):
+    """-> tiles, ids, weights, attention mask, kinds, words present [B, N_WORDS], tiles per sample [B] (CPU)."""
     tiles = torch.cat([b[0] for b in batch], 0)
     L = max(len(b[1]) for b in batch)
     ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
     wts = torch.zeros((len(batch), L), dtype=torch.float32)
     kinds = torch.zeros((len(batch), L), dtype=torch.int8)
     am = torch.zeros((len(batch), L), dtype=torch.long)
-    for k, (_, i, w, kd) in enumerate(batch):
+    for k, (_, i, w, kd, _) in enumerate(batch):
         ids[k, :len(i)] = i
         wts[k, :len(w)] = w
         kinds[k, :len(kd)] = kd
         am[k, :len(i)] = 1
-    return tiles, ids, wts, am, kinds
+    words = torch.stack([b[4] for b in batch])
+    ntiles = torch.tensor([b[0].shape[0] for b in batch], dtype=torch.long)
+    return tiles, ids, wts, am, kinds, words, ntiles
 
 
-def embed_with_images(model, ids, pixel_values):
+def aux_word_loss(head, feats, words, ntiles):
+    """Training-only auxiliary loss (the head is not part of the model and is never exported): a linear head on
+    every image token the decoder sees (connector output) scores the vocabulary words; per sample the token scores
+    are pooled by log-mean-exp over all its tiles' tokens (a soft max: "this word is somewhere") and trained with
+    binary cross-entropy against the words drawn on the image (summed over the words, mean over samples)."""
+    with torch.autocast(feats.device.type, enabled=False):  # float32 throughout
+        lg = head(feats.float())                                   # [T, S, W]
+        tile = torch.logsumexp(lg, dim=1)                          # [T, W]
+        counts = ntiles.tolist()
+        pooled = torch.stack([torch.logsumexp(x, dim=0) for x in torch.split(tile, counts)])  # [B, W]
+        pooled = pooled - torch.log(ntiles.to(pooled.device).float() * feats.shape[1]).unsqueeze(1)
+        y = words.to(pooled.device).float()
+        loss = F.binary_cross_entropy_with_logits(pooled, y, reduction="none").sum(1).mean()
+    with torch.no_grad():
+        pred = pooled > 0
+        exact = (pred == (y > 0.5)).all(1).float().mean()
+    return loss, exact
+
+
+def embed_with_images(model, ids, pixel_values, return_feats=False):
     """inputs_embeds with the <image> rows replaced by the connector output of all tiles (in order)."""
     inner = model.model
     emb = inner.text_model.get_input_embeddings()(ids)
@@ -122,12 +170,15 @@ def embed_with_images(model, ids, pixel_values):
         n_img = int(mask.sum().item())
         assert n_img == feats.shape[0] * feats.shape[1], (n_img, tuple(feats.shape))
         emb = emb.masked_scatter(mask.expand_as(emb), feats.to(emb.dtype).reshape(-1, emb.shape[-1]))
-    return emb
+    else:
+        feats = None
+    return (emb, feats) if return_feats else emb
 
 
-def loss_fn(model, tiles_u8, ids, wts, am, kinds=None):
+def loss_fn(model, tiles_u8, ids, wts, am, kinds=None, aux=None):
+    """aux: (head, words, ntiles, weight) adds aux_word_loss * weight; then returns loss, acc, per, aux_stats."""
     px = M.normalize(tiles_u8)
-    emb = embed_with_images(model, ids, px)
+    emb, feats = embed_with_images(model, ids, px, return_feats=True)
     h = model.model.text_model(inputs_embeds=emb, attention_mask=am).last_hidden_state
     w = wts[:, 1:]
     sel = w > 0
@@ -145,7 +196,11 @@ def loss_fn(model, tiles_u8, ids, wts, am, kinds=None):
     for k, name in KIND_NAMES.items():
         mk = kd == k
         per[name] = (hit[mk].sum(), mk.sum())
-    return loss, acc, per
+    if aux is None:
+        return loss, acc, per
+    head, words, ntiles, weight = aux
+    al, exact = aux_word_loss(head, feats, words, ntiles)
+    return loss + weight * al, acc, per, (al.detach(), exact)
 
 
 @torch.no_grad()
@@ -268,6 +323,12 @@ def main():
     ap.add_argument("--lr-floor", type=float, default=0.05, help="cosine ends at this fraction of --lr")
     ap.add_argument("--curriculum", default="0,0", help="P0,P1: share of reading-curriculum samples, start,end")
     ap.add_argument("--words-frac", type=float, default=0.3, help="share of curriculum samples that are word images")
+    ap.add_argument("--schedule", default=None,
+                    help="named sample-kind schedule from curriculum.schedule_mix (e.g. read3); replaces --curriculum")
+    ap.add_argument("--vision-lr-mult", type=float, default=1.0,
+                    help="peak lr of the vision tower + connector = --lr times this")
+    ap.add_argument("--aux-weight", type=float, default=0.0,
+                    help="weight of the training-only word-presence loss on the image tokens (0: off)")
     ap.add_argument("--init-onnx", default=None, help="continue from this ONNX model folder (train/from_onnx.py)")
     ap.add_argument("--scratch-lr", type=float, default=1e-3, help="peak lr if --init-onnx fails its check")
     ap.add_argument("--verify-image", default=None, help="image for the ONNX-vs-PyTorch check of --init-onnx")
@@ -324,15 +385,30 @@ def main():
               flush=True)
     save_log()
 
-    decay, no_decay = [], []
+    vis_ids = {id(p) for p in model.model.vision_model.parameters()} | {id(p) for p in model.model.connector.parameters()}
+    groups = {}
     for n, p in model.named_parameters():
-        (decay if p.ndim >= 2 and "embed" not in n else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8, fused=True)
+        vis = id(p) in vis_ids
+        dec = p.ndim >= 2 and "embed" not in n
+        g = groups.setdefault((vis, dec), {"params": [], "weight_decay": 0.05 if dec else 0.0,
+                                           "lr_scale": a.vision_lr_mult if vis else 1.0,
+                                           "name": ("vision" if vis else "text") + ("_decay" if dec else "_nodecay")})
+        g["params"].append(p)
+    head = None
+    if a.aux_weight > 0:  # training-only word-presence head on the connector output (never exported)
+        head = torch.nn.Linear(model.config.text_config.hidden_size, N_WORDS).to(dev)
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.constant_(head.bias, -2.2)
+        groups["aux"] = {"params": list(head.parameters()), "weight_decay": 0.0, "lr_scale": a.vision_lr_mult,
+                         "name": "aux_head"}
+    print("param groups", {g["name"]: (sum(p.numel() for p in g["params"]), g["lr_scale"]) for g in groups.values()},
+          flush=True)
+    opt = torch.optim.AdamW(list(groups.values()), lr=a.lr, betas=(0.9, 0.98), eps=1e-8, fused=True)
+    clip_params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
     pad_id = tok.token_to_id("<|im_end|>")
     cur = tuple(float(x) for x in a.curriculum.split(","))
     ds = Stream(tok_path, a.preset, "train", start=a.seed * 100_000_000, max_len=a.max_len, curriculum=cur,
-                words_frac=a.words_frac)
+                words_frac=a.words_frac, schedule=a.schedule)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, num_workers=a.workers, pin_memory=True,
                                      prefetch_factor=4, persistent_workers=False, multiprocessing_context="fork",
                                      collate_fn=functools.partial(collate, pad_id=pad_id))
@@ -346,13 +422,14 @@ def main():
     step, t_start, t_wait, samples = 0, None, 0.0, 0
     last_ckpt = last_prog = time.time()
     kacc = {n: [0.0, 0.0] for n in KIND_NAMES.values()}
+    aux_acc = [0.0, 0.0, 0]
     ds.t0, ds.budget = time.time(), a.budget
     it = iter(dl)
     t_first = time.time()
     ema = None
     while True:
         t0 = time.time()
-        tiles, ids, wts, am, kinds = next(it)
+        tiles, ids, wts, am, kinds, words, ntiles = next(it)
         tw = time.time() - t0
         if t_start is None:
             t_start = time.time()
@@ -364,14 +441,26 @@ def main():
         fl = a.lr_floor
         lr = a.lr * min(1.0, (step + 1) / warm) * (fl + (1 - fl) * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
-            g["lr"] = lr
-        tiles, ids, wts, am, kinds = (x.to(dev, non_blocking=True) for x in (tiles, ids, wts, am, kinds))
+            g["lr"] = lr * g.get("lr_scale", 1.0)
+        tiles, ids, wts, am, kinds, words = (x.to(dev, non_blocking=True) for x in (tiles, ids, wts, am, kinds, words))
         model.train()
+        aux_stats = None
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss, acc, per = loss_fn(model, tiles, ids, wts, am, kinds)
+            if head is not None:
+                try:
+                    loss, acc, per, aux_stats = loss_fn(model, tiles, ids, wts, am, kinds,
+                                                        aux=(head, words, ntiles, a.aux_weight))
+                except Exception:  # never waste the run: drop the auxiliary loss
+                    import traceback
+                    traceback.print_exc()
+                    print("WARNING: auxiliary word loss failed; continuing without it", flush=True)
+                    head = None
+                    log["aux_failed_at_step"] = step
+            if head is None:
+                loss, acc, per = loss_fn(model, tiles, ids, wts, am, kinds)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        gn = torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
         opt.step()
         step += 1
         samples += ids.shape[0]
@@ -379,6 +468,10 @@ def main():
             for n, (h_, c_) in per.items():
                 kacc[n][0] += float(h_)
                 kacc[n][1] += float(c_)
+            if aux_stats is not None:
+                aux_acc[0] += float(aux_stats[0])
+                aux_acc[1] += float(aux_stats[1])
+                aux_acc[2] += 1
         if step % 25 == 0 or step == 1:
             lv = float(loss)
             ema = lv if ema is None else 0.9 * ema + 0.1 * lv
@@ -386,9 +479,16 @@ def main():
                    "lr": lr, "grad_norm": round(float(gn), 3), "samples": samples,
                    "samples_per_s": round(samples / max(el, 1e-6), 1), "data_wait_s": round(t_wait, 1),
                    "seq_len": ids.shape[1], "curriculum_p": round(ds.cur_p(), 3)}
+            mix = ds.mix()
+            if mix is not None:
+                rec["mix"] = {k: round(p, 3) for k, p in mix}
             for n, (h_, c_) in kacc.items():  # answer-token accuracy by kind since the last record
                 rec[f"acc_{n}"] = round(h_ / c_, 4) if c_ else None
             kacc = {n: [0.0, 0.0] for n in KIND_NAMES.values()}
+            if aux_acc[2]:  # word-presence loss and exact-set accuracy since the last record
+                rec["aux_loss"] = round(aux_acc[0] / aux_acc[2], 4)
+                rec["aux_exact"] = round(aux_acc[1] / aux_acc[2], 4)
+            aux_acc = [0.0, 0.0, 0]
             log["steps"].append(rec)
             print(json.dumps(rec), flush=True)
         if time.time() - last_prog > 60:
