@@ -309,6 +309,11 @@ async function downloadFile(
       } catch (e) {
         if (opts.signal?.aborted) throw new DownloadError('download cancelled', 'cancelled');
         if (e instanceof DownloadError && e.kind !== 'network') throw e;
+        // A full disk is not a network hiccup: stop at once; the partial file stays for a resume once there is room.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOSPC' || code === 'EDQUOT') {
+          throw new DownloadError(`${file.path}: the disk is full (${code}); free some space and download again to resume`, 'disk');
+        }
         if (attempt >= retries) {
           throw new DownloadError(`${file.path}: transfer failed after ${attempt + 1} attempts: ${(e as Error).message}`, 'network');
         }

@@ -36,4 +36,10 @@ say "npm dependencies"
 ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 say "build"
 npm run --silent build
+# Node 24 (the float16 tests and VS Code's server run on it), code-server and playwright-core for the end-to-end
+# tests, cached outside the checkout (test/e2e/tools.sh; a later run finds them there).
+if [ "${SKIP_E2E_TOOLS:-}" != 1 ]; then
+  say "end-to-end tools"
+  bash test/e2e/tools.sh
+fi
 say "done"

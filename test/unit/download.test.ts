@@ -207,3 +207,42 @@ test('listInstalledModels ignores staging and incomplete folders', async () => {
   assert.deepEqual(await listInstalledModels(root), []);
   void randomBytes;
 });
+
+test('a full disk during a write stops at once with a clear error, installs nothing, and a later run resumes', async () => {
+  const files = smolvlmLikeFiles(2 * 1024 * 1024);
+  const hub = await startFakeHub({ repo: REPO, files });
+  const root = tmp();
+  // The disk fills up after 300 kB of one file: writes to its partial file fail with ENOSPC, as on a full disk.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fsp = require('node:fs/promises') as typeof import('node:fs/promises');
+  const realOpen = fsp.open;
+  let written = 0;
+  (fsp as { open: typeof realOpen }).open = (async (...args: Parameters<typeof realOpen>) => {
+    const fh = await realOpen(...args);
+    if (!String(args[0]).endsWith('decoder_model_merged_q4.onnx.partial')) return fh;
+    const write = fh.write.bind(fh) as (b: Uint8Array) => Promise<unknown>;
+    (fh as unknown as { write: (b: Uint8Array) => Promise<unknown> }).write = async (b: Uint8Array) => {
+      if (written + b.byteLength > 300_000) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      written += b.byteLength;
+      return write(b);
+    };
+    return fh;
+  }) as typeof realOpen;
+  try {
+    await assert.rejects(downloadModel({ endpoint: hub.url, repo: REPO, dtype: 'q4', destRoot: root }),
+      (e: Error) => e instanceof DownloadError && e.kind === 'disk' && /disk is full \(ENOSPC\)/.test(e.message));
+    assert.deepEqual(await listInstalledModels(root), []);
+    const finalDir = path.join(root, modelFolderName(REPO, 'q4'));
+    assert.equal(existsSync(finalDir), false, 'no half model where a model would be');
+    (fsp as { open: typeof realOpen }).open = realOpen;
+    const before = hub.requests.length;
+    await downloadModel({ endpoint: hub.url, repo: REPO, dtype: 'q4', destRoot: root });
+    const again = hub.requests.slice(before).filter((r) => r.path === '/cdn/onnx/decoder_model_merged_q4.onnx');
+    assert.equal(again.length, 1);
+    assert.match(again[0].range ?? '', /^bytes=[1-9]\d*-$/, 'resumed from the bytes written before the disk filled');
+    assert.deepEqual(readFileSync(path.join(finalDir, 'onnx/decoder_model_merged_q4.onnx')), files['onnx/decoder_model_merged_q4.onnx']);
+  } finally {
+    (fsp as { open: typeof realOpen }).open = realOpen;
+    await hub.close();
+  }
+});
