@@ -11,6 +11,7 @@ import { linePlotSvg } from '../runtime/eval/plot.js';
 import { listOption, parseDevice } from '../runtime/cli/options.js';
 import { SCENARIOS, type RowResult, type RowSpec, type ScenarioName } from './scenarios.js';
 import type { PeerResult, PeerSpec } from './peer.js';
+import type { PrefillCost } from './prefill.js';
 
 const CELLS: { policy: RowSpec['policy']; keep: number }[] = [
   { policy: 'full', keep: 1 },
@@ -118,11 +119,14 @@ async function main(): Promise<number> {
       }
     }
   }
+  // What the importance outputs and the prefill compaction cost (target: at most 10% of the prefill).
+  const prefillOverhead = child<PrefillCost>('prefill.ts', { modelDir, image });
+  log(`prefill: stock decoder ${prefillOverhead.plainPrefillMs.toFixed(1)} ms, with importance outputs + elastic compaction ${prefillOverhead.scoredPrefillMs.toFixed(1)} ms (+${(100 * prefillOverhead.share).toFixed(1)}%)`);
   const machine = machineInfo();
   const floor = { memoryBandwidthGBs: bandwidth, decoderWeightBytes: weightBytes, note: 'floor = (decoder weights + kept KV bytes) / copy bandwidth, per decode step' };
   const slim = rows.map(({ steps: _s, answer: _a, ...r }) => r);
-  if (values.docs) writeDocs(resolve(values.docs), machine, rows, peer, floor);
-  if (values.json) process.stdout.write(`${JSON.stringify({ machine, rows: slim, peer, floor })}\n`);
+  if (values.docs) writeDocs(resolve(values.docs), machine, rows, peer, floor, prefillOverhead);
+  if (values.json) process.stdout.write(`${JSON.stringify({ machine, rows: slim, peer, floor, prefillOverhead })}\n`);
   else process.stdout.write(`${table(rows)}\n`);
   return 0;
 }
@@ -140,10 +144,10 @@ function longHistory(full: RowResult | undefined): { question: string; answer: s
   return turns;
 }
 
-function writeDocs(dir: string, machine: ReturnType<typeof machineInfo>, rows: (RowResult & { floorRatio: number })[], peer: object[], floor: object) {
+function writeDocs(dir: string, machine: ReturnType<typeof machineInfo>, rows: (RowResult & { floorRatio: number })[], peer: object[], floor: object, prefillOverhead: PrefillCost) {
   mkdirSync(dir, { recursive: true });
   const stamp = `Measured on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGB} GiB, ${machine.platform}, Node ${machine.node}), ${machine.date}, commit ${machine.commit}.`;
-  writeFileSync(join(dir, 'bench.json'), `${JSON.stringify({ machine, rows: rows.map(({ steps: _s, ...r }) => r), peer, floor }, null, 1)}\n`);
+  writeFileSync(join(dir, 'bench.json'), `${JSON.stringify({ machine, rows: rows.map(({ steps: _s, ...r }) => r), peer, floor, prefillOverhead }, null, 1)}\n`);
   writeFileSync(join(dir, 'bench-table.md'), `${stamp}\n\n${table(rows)}\n\nPeer:\n\n\`\`\`json\n${JSON.stringify(peer, null, 1)}\n\`\`\`\n`);
   const long = rows.filter((r) => r.scenario === (rows.some((x) => x.scenario === 'long') ? 'long' : 'describe'));
   writeFileSync(join(dir, 'bench-step-time.svg'), linePlotSvg({

@@ -2,6 +2,7 @@
 // and the full cache, and with the rewritten decoder and elastic compaction (fastest of several alternating runs in one
 // warm process).
 import { Vlm } from '../runtime/vlm.js';
+import { runAsChild } from './child.js';
 
 export interface PrefillCost {
   plainPrefillMs: number;
@@ -28,10 +29,4 @@ export async function prefillCost(modelDir: string, image: string, keep = 0.2, r
   return { plainPrefillMs: p, scoredPrefillMs: s, share: (s - p) / p };
 }
 
-if (require.main === module) {
-  const [modelDir, image] = process.argv.slice(2);
-  prefillCost(modelDir, image).then((r) => {
-    process.stdout.write(`${JSON.stringify(r)}\n`);
-    process.exit(0);
-  });
-}
+if (require.main === module) runAsChild((spec: { modelDir: string; image: string }) => prefillCost(spec.modelDir, spec.image));
