@@ -345,6 +345,9 @@ export class Conversation {
     const statsEvery = Math.max(1, gen.statsEvery ?? 4);
     const steps = opts.force ? opts.force.length : gen.maxNewTokens;
     for (let step = 0; step < steps; step++) {
+      // ignoreEos (fixed-length benchmarks) masks the end tokens, as min_new_tokens does elsewhere: the answer goes
+      // on with the best other token instead of feeding an end token back.
+      if (gen.ignoreEos && !opts.force) for (const id of eos) logits[id] = -Infinity;
       const next = opts.force ? opts.force[step] : sample(logits);
       if (opts.force) forcedLogProbs.push(logProb(logits, next));
       if (step === 0) {

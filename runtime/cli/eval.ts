@@ -1,4 +1,4 @@
-// npm run eval -- [--policy P[,P]] [--keep K[,K]] [--limit N] [--json] [--model DIR] [--device D]
+// npm run eval -- [--policy P[,P]] [--keep K[,K]] [--limit N | --per-task N] [--json] [--model DIR] [--device D]
 //   [--positions absolute|compressed] [--docs DIR]
 // Runs the held-out set (data/heldout/samples.jsonl) through the runtime for each policy x keep cell:
 // exact-match accuracy on short answers, ROUGE-L F of "describe" answers against the FULL-cache greedy output
@@ -133,6 +133,16 @@ export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: Pol
   return rows;
 }
 
+/** The first n samples of every task, in file order: a balanced subset for quick runs. */
+export function perTask(samples: Sample[], n: number): Sample[] {
+  const seen = new Map<string, number>();
+  return samples.filter((s) => {
+    const k = seen.get(s.task) ?? 0;
+    seen.set(s.task, k + 1);
+    return k < n;
+  });
+}
+
 export function markdownTable(rows: EvalRow[]): string {
   const tasks = [...new Set(rows.flatMap((r) => Object.keys(r.perTask)))].sort();
   const head = ['policy', 'keep', 'positions', 'accuracy', 'ROUGE-L', 'PPL', 'kept/seen', ...tasks];
@@ -171,6 +181,7 @@ async function main(): Promise<number> {
         policy: { type: 'string', multiple: true },
         keep: { type: 'string', multiple: true },
         limit: { type: 'string' },
+        'per-task': { type: 'string' },
         json: { type: 'boolean' },
         model: { type: 'string' },
         device: { type: 'string' },
@@ -193,6 +204,7 @@ async function main(): Promise<number> {
     const dataFile = resolve(values.data ?? join(packageRoot(), 'data', 'heldout', 'samples.jsonl'));
     let samples = readSamples(dataFile);
     if (values.limit !== undefined) samples = samples.slice(0, parseIntOption('limit', values.limit, samples.length, 1, 1e6));
+    if (values['per-task'] !== undefined) samples = perTask(samples, parseIntOption('per-task', values['per-task'], 1, 1, 1e6));
     const cells: { policy: PolicyName; keep: number }[] = [];
     for (const p of policies) {
       if (p === 'full') cells.push({ policy: 'full', keep: 1 });
