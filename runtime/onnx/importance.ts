@@ -8,8 +8,8 @@
 //    scores before softmax, so a Softmax is added;
 //  - 'gqa': com.microsoft GroupQueryAttention; attribute qk_output=2 makes its 4th output `output_qk`
 //    the softmax probabilities.
-// Each probability tensor is then reduced: Cast to float32 if needed, ReduceSum over queries (axis 2), ReduceMean
-// over heads (axis 1). No `vscode` import: this module runs in the worker, the CLI and tests.
+// Each probability tensor is then reduced: Cast to float32 if needed, summed over the queries (a MatMul with a row
+// of ones), averaged over the heads. No `vscode` import: this module runs in the worker, the CLI and tests.
 
 import { onnx } from 'onnx-proto';
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-export const REWRITE_VERSION = 2;
+export const REWRITE_VERSION = 3;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 
 export type AttentionKind = 'softmax' | 'mha' | 'gqa';
@@ -429,8 +429,8 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
       : [{}, {}];
 
   const newNodes: onnx.NodeProto[] = [];
-  const axesConst = (tag: string, axis: number): string => {
-    const name = idx.unique(`attn_importance/axes_${axis}_${tag}`);
+  const int64Const = (tag: string, values: number[]): string => {
+    const name = idx.unique(`attn_importance/${tag}`);
     newNodes.push(
       onnx.NodeProto.create({
         opType: 'Constant',
@@ -440,16 +440,19 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
           onnx.AttributeProto.create({
             name: 'value',
             type: onnx.AttributeProto.AttributeType.TENSOR,
-            t: onnx.TensorProto.create({ dataType: INT64, dims: [1], int64Data: [axis] }),
+            t: onnx.TensorProto.create({ dataType: INT64, dims: [values.length], int64Data: values }),
           }),
         ],
       }),
     );
     return name;
   };
-  // Sum over the queries (axis 2: contiguous rows, fast) first, then average the few heads.
-  const axesSum = opset >= 13 ? axesConst('sum', 2) : undefined;
-  const axesMean = opset >= 18 ? axesConst('mean', 1) : undefined;
+  // The sum over the queries is a product with a row of ones, [1, S] x [B, H, S, T] -> [B, H, 1, T]: a MatMul
+  // runs that at full speed, where a ReduceSum over a middle axis walks the attention matrix with strides.
+  // Then the mean over the heads (and the size-1 query axis) gives [B, T].
+  const queryAxis = int64Const('query_axis', [2]);
+  const rowAxes = opset >= 13 ? int64Const('row_axes', [0]) : undefined;
+  const axesMean = opset >= 18 ? int64Const('head_axes', [1, 2]) : undefined;
   const intsAttr = (name: string, v: number[]) =>
     onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: v });
   const intAttr = (name: string, v: number) =>
@@ -507,12 +510,22 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
     // A float32 tensor needs no Cast (it would copy the whole attention matrix).
     let t = idx.elemTypes.get(tensor) === FLOAT ? tensor : mk('Cast', [tensor], idx.unique(`${base}/f32`), [intAttr('to', FLOAT)]);
     if (needSoftmax) t = mk('Softmax', [t], idx.unique(`${base}/probs`), [intAttr('axis', 3)]);
-    t = axesSum
-      ? mk('ReduceSum', [t, axesSum], idx.unique(`${base}/query_sum`), [intAttr('keepdims', 0)])
-      : mk('ReduceSum', [t], idx.unique(`${base}/query_sum`), [intsAttr('axes', [2]), intAttr('keepdims', 0)]);
+    const shape = mk('Shape', [t], idx.unique(`${base}/shape`));
+    const queries = mk('Gather', [shape, queryAxis], idx.unique(`${base}/queries`), [intAttr('axis', 0)]);
+    const ones = mk('ConstantOfShape', [queries], idx.unique(`${base}/ones`), [
+      onnx.AttributeProto.create({
+        name: 'value',
+        type: onnx.AttributeProto.AttributeType.TENSOR,
+        t: onnx.TensorProto.create({ dataType: FLOAT, dims: [1], floatData: [1] }),
+      }),
+    ]);
+    const row = rowAxes
+      ? mk('Unsqueeze', [ones, rowAxes], idx.unique(`${base}/row`))
+      : mk('Unsqueeze', [ones], idx.unique(`${base}/row`), [intsAttr('axes', [0])]);
+    t = mk('MatMul', [row, t], idx.unique(`${base}/query_sum`));
     t = axesMean
       ? mk('ReduceMean', [t, axesMean], out, [intAttr('keepdims', 0)])
-      : mk('ReduceMean', [t], out, [intsAttr('axes', [1]), intAttr('keepdims', 0)]);
+      : mk('ReduceMean', [t], out, [intsAttr('axes', [1, 2]), intAttr('keepdims', 0)]);
     outputNames[layer] = out;
   });
 

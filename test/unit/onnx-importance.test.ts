@@ -403,11 +403,12 @@ describe('rewriteForImportance: unfused Softmax attention', () => {
     await checkDecoder(buildUnfused({ opset: 17 }), DIMS, DIMS.kvHeads, false, 'softmax', leftPadded);
   });
 
-  it('opset 18 (both reductions take axes as inputs)', async () => {
+  it('opset 18 (ReduceMean and Unsqueeze take axes as inputs)', async () => {
     const m = rewriteForImportance(buildUnfused({ opset: 18 })).model;
-    const reduce = m.graph!.node!.filter((n) => n.opType === 'ReduceMean' || n.opType === 'ReduceSum');
-    assert.equal(reduce.length, 4);
-    for (const n of reduce) assert.equal(n.input!.length, 2, `${n.opType} takes axes as an input`);
+    const added = m.graph!.node!.filter((n) => /^attn_importance\//.test(n.name ?? ''));
+    const reduce = added.filter((n) => n.opType === 'ReduceMean' || n.opType === 'ReduceSum');
+    assert.deepEqual(reduce.map((n) => n.opType), ['ReduceMean', 'ReduceMean'], 'one head mean per layer; the query sum is a MatMul');
+    for (const n of [...reduce, ...added.filter((x) => x.opType === 'Unsqueeze')]) assert.equal(n.input!.length, 2, `${n.opType} takes axes as an input`);
     await checkDecoder(buildUnfused({ opset: 18 }), DIMS, DIMS.kvHeads, false, 'softmax', leftPadded);
   });
 
@@ -457,13 +458,15 @@ describe('rewriteForImportance: unfused Softmax attention', () => {
     g.output('out', F32, [1, 2, 3, 2]);
     g.output('present.0.key', F32, [1, 2, 4, 2]);
     const res = rewriteForImportance(g.model({ opset: 11, irVersion: 6 }));
-    // queries (axis 2) are summed first, then the heads (axis 1) averaged
-    const reduces = res.model.graph!.node!.filter((x) => (x.opType ?? '').startsWith('Reduce'));
-    assert.deepEqual(reduces.map((n) => n.opType), ['ReduceSum', 'ReduceMean']);
-    for (const [n, axis] of [[reduces[0], 2], [reduces[1], 1]] as const) {
-      assert.equal(n.input!.length, 1);
-      assert.deepEqual(n.attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [axis]);
-    }
+    // the queries are summed by a MatMul with a row of ones, then heads (axis 1, with the size-1 query axis 2) averaged
+    const nodes = res.model.graph!.node!;
+    const reduces = nodes.filter((x) => (x.opType ?? '').startsWith('Reduce'));
+    assert.deepEqual(reduces.map((n) => n.opType), ['ReduceMean']);
+    assert.equal(reduces[0].input!.length, 1);
+    assert.deepEqual(reduces[0].attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [1, 2]);
+    const unsq = nodes.find((x) => x.opType === 'Unsqueeze')!;
+    assert.equal(unsq.input!.length, 1);
+    assert.deepEqual(unsq.attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [0]);
     const scores = randn(rng(5), 24, 3);
     const out = await run(encodeModel(res.model), {
       scores: new ort.Tensor('float32', scores, [1, 2, 3, 4]),
