@@ -13,7 +13,7 @@ import { GpuKvStore } from './cache/gpuStore.js';
 import { createPolicy, budgetFor } from './cache/policies/index.js';
 import type { CachePlan, CachePolicy, CacheStats } from './cache/types.js';
 import { planSummary } from './cache/compact.js';
-import { makeSampler, logProb, argmax } from './sampling.js';
+import { makeSampler, logProb } from './sampling.js';
 import { halfArrayToFloat, f32ToF16 } from './util/half.js';
 import type { AskResult, CacheOptions, Device, GenerateOptions, ImportanceMap, Timings } from './protocol.js';
 
@@ -243,10 +243,6 @@ export class Conversation {
   private imageTokens = 0;
 
   constructor(private readonly vlm: Vlm) {}
-
-  get started(): boolean {
-    return this.store !== null;
-  }
 
   async ask(image: string | Buffer, question: string, opts: TurnOptions, cb: AskCallbacks = {}): Promise<TurnResult> {
     const t0 = performance.now();
@@ -506,4 +502,3 @@ export function importanceMap(scores: Float32Array[], ids: number[], imageTokenI
   return { tiles, rows: pre.rows, cols: pre.cols };
 }
 
-export { argmax };
