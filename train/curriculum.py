@@ -51,6 +51,11 @@ def family_reading_qa(sample, rng):
         lo = values.index(min(values))
         qa.append(("read_bar_extreme_ord", "Which position has the tallest bar?", ORD[hi]))
         qa.append(("read_bar_extreme_ord", "Which position has the shortest bar?", ORD[lo]))
+        # run 5: more of the task's own question forms on fresh training images (both extremes, every value)
+        qa.append(("read_bar_extreme", "Which bar is the tallest?", labels[hi]))
+        qa.append(("read_bar_extreme", "Which bar is the shortest?", labels[lo]))
+        for k in rng.sample(range(n), min(n, 3)):
+            qa.append(("read_bar_value", f"What is the value of {labels[k]}?", str(values[k])))
     elif fam == "ui":
         opts, btns = m["options"], m["buttons"]
         qa.append(("read_ui_titlebar", "What is written in the title bar?", m["title"]))
@@ -83,6 +88,16 @@ def family_reading_qa(sample, rng):
         qa.append(("read_shapes_top", "What color is the highest shape?", top["color"]))
         left = min(objs, key=lambda o: o["x"])
         qa.append(("read_shapes_left", "What shape is furthest left?", left["shape"]))
+        # run 5: more relation questions of the task's own form, on other pairs of the same training image
+        pairs = [(a, b) for a in objs for b in objs if a is not b]
+        rng.shuffle(pairs)
+        for a, b in pairs[:4]:
+            if abs(a["x"] - b["x"]) >= 40 and (rng.random() < 0.5 or abs(a["y"] - b["y"]) < 40):
+                qa.append(("read_shapes_relation", f"Is the {a['color']} {a['shape']} left or right of the "
+                           f"{b['color']} {b['shape']}?", "left" if a["x"] < b["x"] else "right"))
+            elif abs(a["y"] - b["y"]) >= 40:
+                qa.append(("read_shapes_relation", f"Is the {a['color']} {a['shape']} above or below the "
+                           f"{b['color']} {b['shape']}?", "above" if a["y"] < b["y"] else "below"))
     rng.shuffle(qa)
     return qa
 
@@ -193,11 +208,13 @@ def gen_single_word(rng, big):
 def make_word_sample(index, split="words", mode="mixed"):
     """mode: "mixed" (gen_words: 1-4 words in a stack / row / grid, 16-40 px), "single_big", "single"."""
     rng = random.Random(data.seed_for(split if mode == "mixed" else f"{split}-{mode}", index))
+    data.take_records()
     if mode == "mixed":
         img, qa, words = gen_words(rng)
     else:
         img, qa, words = gen_single_word(rng, big=(mode == "single_big"))
-    return {"image": img, "family": "words", "qa": qa, "describe": None, "meta": {}, "words": list(words),
+    meta = {"boxes": data.take_records()}  # the drawn words' boxes, for the dense token labels (train/dense.py)
+    return {"image": img, "family": "words", "qa": qa, "describe": None, "meta": meta, "words": list(words),
             "seed_index": index, "split": split}
 
 
@@ -222,12 +239,15 @@ def schedule_mix(name, el, budget):
     """Sample-kind probabilities [(kind, p)] at `el` seconds of a `budget`-second run.
     kinds: single_big / single / words (word images), family (family image + its own questions + 3-6 reading
     questions), normal (the ordinary task mix).
-    "read3": 0-13% of the run single big words only; 13-26% single words of any size 45%, 1-4 word layouts 40%,
+    "dense": see below. "read3": 0-13% of the run single big words only; 13-26% single words of any size 45%, 1-4 word layouts 40%,
     family reading 15%; then the normal share rises linearly from 25% to 65% at the end, the rest being family
     reading 60% / word layouts 30% / single words 10%."""
+    f = min(1.0, el / max(budget, 1e-6))
+    if name == "dense":  # run 4 (dense token labels, train/dense.py): no word-only warm-up; the normal mix
+        normal = 0.4 + 0.3 * f  # rises from 40% to 70%, the rest family reading 80% / word layouts 20%
+        return [("normal", normal), ("family", (1 - normal) * 0.8), ("words", (1 - normal) * 0.2)]
     if name != "read3":
         raise ValueError(f"unknown schedule {name}")
-    f = el / max(budget, 1e-6)
     if f < 0.13:
         return [("single_big", 1.0)]
     if f < 0.26:

@@ -54,6 +54,27 @@ DESCRIBE_QUESTION = "Describe this image."
 
 _FONT_CACHE = {}
 
+# Layout records for the training-only dense token labels (train/dense.py): each drawn text, shape, bar, option
+# row, button and flow box is recorded with its pixel box and its classes (head name -> class). Recording only
+# measures (textbbox), so no random draw and no pixel changes: the held-out set still regenerates byte for byte.
+_REC = []
+
+
+def record(box, **classes):
+    _REC.append((tuple(float(v) for v in box), classes))
+
+
+def take_records():
+    global _REC
+    r, _REC = _REC, []
+    return r
+
+
+def put_text(draw, xy, text, fnt, fill, **classes):
+    """draw.text that also records the text's box (its text class is added by train/dense.py from the string)."""
+    draw.text(xy, text, font=fnt, fill=fill)
+    record(draw.textbbox(xy, text, font=fnt), text=text, **classes)
+
 
 def font(size, bold=True):
     key = (size, bold)
@@ -74,9 +95,9 @@ def text_size(draw, text, fnt):
     return x1 - x0, y1 - y0, x0, y0
 
 
-def draw_text_centered(draw, cx, cy, text, fnt, fill):
+def draw_text_centered(draw, cx, cy, text, fnt, fill, **classes):
     w, h, ox, oy = text_size(draw, text, fnt)
-    draw.text((round(cx - w / 2 - ox), round(cy - h / 2 - oy)), text, font=fnt, fill=fill)
+    put_text(draw, (round(cx - w / 2 - ox), round(cy - h / 2 - oy)), text, fnt, fill, **classes)
 
 
 def join_list(items):
@@ -150,6 +171,7 @@ def gen_shapes(rng):
                 break
     for o in objs:
         draw_shape(d, o["shape"], o["x"], o["y"], r, COLORS[o["color"]])
+        record((o["x"] - r, o["y"] - r, o["x"] + r, o["y"] + r), obj=(o["color"], o["shape"]))
 
     qa = []
     # counts
@@ -215,7 +237,7 @@ def gen_bars(rng):
     color = COLORS[color_name]
     show_values = rng.random() < 0.5
     tf = font(22)
-    draw_text_centered(d, w / 2, 22, title, tf, (20, 20, 20))
+    draw_text_centered(d, w / 2, 22, title, tf, (20, 20, 20), role="chart_title")
     left, right, top, bottom = 48, w - 16, 52, h - 46
     unit = (bottom - top) / 10.0
     tick_font = font(15, bold=False)
@@ -224,7 +246,7 @@ def gen_bars(rng):
         d.line([(left, y), (right, y)], fill=(215, 215, 215) if v else (60, 60, 60), width=1)
         if v % 2 == 0:
             tw, th, ox, oy = text_size(d, str(v), tick_font)
-            d.text((left - 8 - tw - ox, y - th / 2 - oy), str(v), font=tick_font, fill=(40, 40, 40))
+            put_text(d, (left - 8 - tw - ox, y - th / 2 - oy), str(v), tick_font, (40, 40, 40))
     d.line([(left, top), (left, bottom)], fill=(60, 60, 60), width=2)
     slot = (right - left) / n
     bw = min(60, slot * 0.6)
@@ -233,7 +255,9 @@ def gen_bars(rng):
         cx = left + slot * (i + 0.5)
         y = round(bottom - v * unit)
         d.rectangle([round(cx - bw / 2), y, round(cx + bw / 2), bottom], fill=color, outline=(30, 30, 30))
-        draw_text_centered(d, cx, bottom + 18, lab, lf, (20, 20, 20))
+        record((round(cx - bw / 2), y, round(cx + bw / 2), bottom), obj=("bar", v))
+        role = "bar_tallest" if v == max(values) else ("bar_shortest" if v == min(values) else "bar_other")
+        draw_text_centered(d, cx, bottom + 18, lab, lf, (20, 20, 20), role=role, link=v)
         if show_values:
             draw_text_centered(d, cx, y - 11, str(v), font(15), (20, 20, 20))
     qa = []
@@ -268,7 +292,7 @@ def gen_ui(rng):
     d.rectangle([m, m, w - m, m + 40], fill=bar_col)
     title = rng.choice(WORDS)
     tfont = font(22)
-    d.text((m + 14, m + 8), title, font=tfont, fill=(255, 255, 255))
+    put_text(d, (m + 14, m + 8), title, tfont, (255, 255, 255), role="ui_title")
     # window buttons
     for k in range(3):
         cx = w - m - 20 - k * 26
@@ -291,7 +315,9 @@ def gen_ui(rng):
             d.rectangle([x0, y, x0 + 22, y + 22], fill=(255, 255, 255), outline=(50, 50, 50), width=2)
             if i == checked:
                 d.line([(x0 + 4, y + 11), (x0 + 9, y + 17), (x0 + 18, y + 4)], fill=(30, 30, 30), width=4)
-        d.text((x0 + 34, y - 1), opt, font=ofont, fill=(20, 20, 20))
+        put_text(d, (x0 + 34, y - 1), opt, ofont, (20, 20, 20))
+        tb = d.textbbox((x0 + 34, y - 1), opt, font=ofont)
+        record((x0, min(y, tb[1]), tb[2], max(y + 22, tb[3])), role="ui_checked" if i == checked else "ui_unchecked")
         y += 44
     n_btn = rng.randint(2, 3)
     buttons = words[n_opt:n_opt + n_btn]
@@ -305,6 +331,7 @@ def gen_ui(rng):
         fill = (40, 90, 220) if i == n_btn - 1 else (225, 225, 230)
         tc = (255, 255, 255) if i == n_btn - 1 else (20, 20, 20)
         d.rounded_rectangle([x, yb, x + bw, yb + bh], radius=8, fill=fill, outline=(80, 80, 80), width=2)
+        record((x, yb, x + bw, yb + bh), role="ui_button_" + ("left" if i == 0 else ("right" if i == n_btn - 1 else "middle")))
         draw_text_centered(d, x + bw / 2, yb + bh / 2, b, bfont, tc)
         x += bw + gap
     qa = [("ui_title", "What is the window title?", title)]
@@ -373,9 +400,11 @@ def gen_flow(rng):
         else:
             sgn = 1 if y1 > y0 else -1
             arrow(d, (x0, y0 + sgn * bh / 2), (x1, y1 - sgn * bh / 2))
-    for (cx, cy), lab in zip(centers, labels):
+    for k, ((cx, cy), lab) in enumerate(zip(centers, labels)):
         d.rounded_rectangle([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], radius=6, fill=box_fill,
                             outline=(40, 40, 40), width=2)
+        record((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), role=f"flow_{k}",
+               link=labels[k + 1] if k + 1 < n else "end")
         draw_text_centered(d, cx, cy, lab, f, (20, 20, 20))
     qa = []
     ks = list(range(n - 1))
@@ -403,15 +432,20 @@ def make_sample(split, index, family=None):
     regenerates byte for byte)."""
     rng = random.Random(seed_for(split, index))
     fam = family or FAMILIES[rng.randrange(len(FAMILIES))]
+    take_records()
     img, qa, desc, meta = GENERATORS[fam](rng)
+    meta["boxes"] = take_records()
     return {"image": img, "family": fam, "qa": qa, "describe": desc, "meta": meta, "seed_index": index,
             "split": split}
 
 
 # ----------------------------------------------------------------------------------------------- augmentation
-def augment(img, rng):
-    """Small photometric/geometric changes so that resampling differences between libraries do not matter."""
+def augment(img, rng, with_shift=False):
+    """Small photometric/geometric changes so that resampling differences between libraries do not matter.
+    with_shift: also return the shift (dx, dy); the rescale is undone by the processor's resize to the longest
+    edge, so a point (x, y) of the original lands at ((x + dx) * W / w, (y + dy) * H / h) of the processed image."""
     w, h = img.size
+    dx = dy = 0
     if rng.random() < 0.5:  # small shift, refilled with the corner colour
         dx, dy = rng.randint(-6, 6), rng.randint(-6, 6)
         canvas = Image.new("RGB", (w, h), img.getpixel((0, 0)))
@@ -437,7 +471,7 @@ def augment(img, rng):
         b = rng.uniform(-18, 18)
         lut = [max(0, min(255, round(a * v + b))) for v in range(256)] * 3
         img = img.point(lut)
-    return img
+    return (img, (dx, dy)) if with_shift else img
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@
 #              smaller / several words, then family reading questions with the normal mix rising to 65%;
 #              SCHEDULE= (empty) falls back to the linear CURRICULUM=0.45,0.15 share of run 2), peak lr 4e-4
 #              (LR=...) for the decoder and VLR_MULT=2.5 times that for the vision tower + connector, training-only
-#              word-presence loss AUX=0.1 (0 = off), SEED=2 (use a new one per run), BUDGET=440 s of training,
+#              word-presence loss AUX=0.1 (0 = off), dense token-label loss DENSE=0 (train/dense.py; run 4 used
+#              DENSE=0.3 AUX=0 SCHEDULE=dense), SEED=2 (use a new one per run), BUDGET=440 s of training,
+#              one process per GPU when there are several (NGPU=... to choose; falls back to one GPU on failure),
 #              eval, export, verify, all within DEADLINE_S=565 s. Keeps INIT's tokenizer; no fixtures.
 # Everything is written under OUT_DIR/work; OUT_DIR/results.tar.gz.part* is the packed result
 # (unpack: cat results.tar.gz.part* | tar xz). With PACK=DIR the parts (and a live train_log.json) go to DIR.
@@ -42,12 +44,26 @@ VIMG=$(ls data/heldout/*_ui.png | head -1)
 if [ "$MODE" = continue ]; then
   TOK=$INIT
   SCHED=${SCHEDULE-read3}
-  stamp "continue from $INIT: rebuild + verify + eval before, then train budget=$BUDGET"
-  timeout $(( $(left) - 30 )) python3 train/train.py --tok "$TOK" --init-onnx "$INIT" --verify-image "$VIMG" --eval-before \
-    --lr "${LR:-4e-4}" --warmup 100 --curriculum "${CURRICULUM:-0.45,0.15}" --words-frac 0.3 --seed "${SEED:-2}" \
-    ${SCHED:+--schedule "$SCHED"} --vision-lr-mult "${VLR_MULT:-2.5}" --aux-weight "${AUX:-0.1}" \
-    --out "$W/train" --budget "$BUDGET" --deadline $((DEADLINE - 45)) --heldout data/heldout \
-    ${PACK:+--progress "$PACK/train_log.json"} || echo "TRAIN FAILED rc=$?"
+  # one process per GPU (torchrun, gradients averaged each step) when the machine has several
+  NGPU=${NGPU:-$(nvidia-smi -L | grep -c '^GPU')}; NCPU=$(nproc)
+  WORKERS=$(( (NCPU - 4) / NGPU )); [ "$WORKERS" -gt 15 ] && WORKERS=15; [ "$WORKERS" -lt 2 ] && WORKERS=2
+  export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+  train_cont() {  # $1 = number of GPUs; the rest are extra train.py arguments
+    local n=$1; shift
+    local LAUNCH="python3"; [ "$n" -gt 1 ] && LAUNCH="python3 -m torch.distributed.run --standalone --nproc_per_node=$n"
+    timeout $(( $(left) - 30 )) $LAUNCH train/train.py --tok "$TOK" --init-onnx "$INIT" --verify-image "$VIMG" --eval-before \
+      --lr "${LR:-4e-4}" --warmup 100 --curriculum "${CURRICULUM:-0.45,0.15}" --words-frac 0.3 --seed "${SEED:-2}" \
+      ${SCHED:+--schedule "$SCHED"} --vision-lr-mult "${VLR_MULT:-2.5}" --aux-weight "${AUX:-0.1}" \
+      --dense-weight "${DENSE:-0}" --workers "$WORKERS" ${FAMILIES:+--family-weights "$FAMILIES"} \
+      --out "$W/train" --budget "$BUDGET" --deadline $((DEADLINE - 45)) --heldout data/heldout \
+      ${PACK:+--progress "$PACK/train_log.json"} "$@"
+  }
+  stamp "continue from $INIT on $NGPU GPU(s), $WORKERS data workers each: rebuild + verify + eval before, then train budget=$BUDGET"
+  train_cont "$NGPU" || echo "TRAIN FAILED rc=$?"
+  if [ ! -d "$W/train/pt" ] && [ "$NGPU" -gt 1 ] && [ "$(left)" -gt 240 ]; then  # never waste the call
+    stamp "multi-GPU training left no weights: again on one GPU"
+    WORKERS=15; train_cont 1 || echo "TRAIN FAILED rc=$?"
+  fi
 else
 python3 -c "import transformers; print('idefics3 image processor classes:', [n for n in dir(transformers) if 'Idefics3ImageProcessor' in n])"
 TOK=$W/tok

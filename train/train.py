@@ -33,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import curriculum as C  # noqa: E402
 import data  # noqa: E402
+import dense as D  # noqa: E402
 import model as M  # noqa: E402
 
 KIND_NAMES = {1: "short", 2: "read", 3: "describe", 4: "words"}
@@ -45,6 +46,7 @@ class Stream(torch.utils.data.IterableDataset):
         self.tok_path, self.preset, self.split, self.start = tok_path, preset, split, start
         self.max_len, self.describe_p, self.augment = max_len, describe_p, augment
         self.curriculum, self.words_frac, self.schedule = curriculum, words_frac, schedule
+        self.family_weights = None  # {family: weight} for the family images, or None (uniform, as generated)
         self.t0, self.budget = None, 1.0  # set just before the workers fork (wall-clock curriculum schedule)
 
     def mix(self):
@@ -69,12 +71,14 @@ class Stream(torch.utils.data.IterableDataset):
         i = self.start + wid
         while True:
             yield make_train_example(enc, self.preset, self.split, i, self.describe_p, self.augment, self.max_len,
-                                     self.cur_p(), self.words_frac, self.mix())
+                                     self.cur_p(), self.words_frac, self.mix(), self.family_weights)
             i += nw
 
 
-def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_p=0.0, words_frac=0.3, mix=None):
-    """-> (uint8 tiles, ids, loss weights, answer kinds, multi-hot of the vocabulary words drawn on the image).
+def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_p=0.0, words_frac=0.3, mix=None,
+                       family_weights=None):
+    """-> (uint8 tiles, ids, loss weights, answer kinds, multi-hot of the vocabulary words drawn on the image,
+    dense token labels [tiles, tokens per tile, heads] (train/dense.py)).
     mix (--schedule): [(kind, p)] with kind in single_big / single / words / family / normal; without it a sample
     is a curriculum sample with probability cur_p (a word image with probability words_frac, else family)."""
     rng = random.Random(data.seed_for(split + "-aug", i))
@@ -91,12 +95,15 @@ def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_
     cur = kind != "normal"
     if kind in ("words", "single_big", "single"):  # word image: all of its reading questions
         s = C.make_word_sample(i, mode="mixed" if kind == "words" else kind)
-        img = data.augment(s["image"], rng) if augment else s["image"]
+        img, shift = data.augment(s["image"], rng, with_shift=True) if augment else (s["image"], (0, 0))
         turns = [(q, a, 4) for _, q, a in s["qa"]]
         present = s["words"]
     else:
-        s = data.make_sample(split, i)
-        img = data.augment(s["image"], rng) if augment else s["image"]
+        fam = None
+        if family_weights:  # oversample the families of the weakest tasks (run 5)
+            fam = rng.choices(data.FAMILIES, weights=[family_weights[f] for f in data.FAMILIES])[0]
+        s = data.make_sample(split, i, fam)
+        img, shift = data.augment(s["image"], rng, with_shift=True) if augment else (s["image"], (0, 0))
         present = C.family_words(s)
         short = [(q, a, 1) for _, q, a in s["qa"]]
         rng.shuffle(short)
@@ -113,31 +120,37 @@ def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_
             else:
                 turns.append(d)
     tiles, rows, cols = M.preprocess_uint8(img, preset)
+    p = M.PRESETS[preset]
+    grid = p["tile"] // (p["patch"] * p["scale_factor"])
+    labels = D.token_labels(s["meta"]["boxes"], s["image"].size, shift, rows, cols, p["tile"], grid)
     ids, wts, kinds = enc.conversation_kinds(rows, cols, turns, describe_weight=0.3)
     ids, wts, kinds = ids[:max_len], wts[:max_len], kinds[:max_len]
     words = torch.zeros(N_WORDS, dtype=torch.float32)
     for wd in present:
         words[C.WORD_INDEX[wd]] = 1.0
     return (torch.from_numpy(tiles), torch.tensor(ids, dtype=torch.long), torch.tensor(wts, dtype=torch.float32),
-            torch.tensor(kinds, dtype=torch.int8), words)
+            torch.tensor(kinds, dtype=torch.int8), words,
+            torch.from_numpy(labels).view(tiles.shape[0], grid * grid, len(D.HEADS)))
 
 
 def collate(batch, pad_id=2):
-    """-> tiles, ids, weights, attention mask, kinds, words present [B, N_WORDS], tiles per sample [B] (CPU)."""
+    """-> tiles, ids, weights, attention mask, kinds, words present [B, N_WORDS], tiles per sample [B],
+    dense token labels [all tiles, tokens per tile, heads] (CPU)."""
     tiles = torch.cat([b[0] for b in batch], 0)
     L = max(len(b[1]) for b in batch)
     ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
     wts = torch.zeros((len(batch), L), dtype=torch.float32)
     kinds = torch.zeros((len(batch), L), dtype=torch.int8)
     am = torch.zeros((len(batch), L), dtype=torch.long)
-    for k, (_, i, w, kd, _) in enumerate(batch):
+    for k, (_, i, w, kd, _, _) in enumerate(batch):
         ids[k, :len(i)] = i
         wts[k, :len(w)] = w
         kinds[k, :len(kd)] = kd
         am[k, :len(i)] = 1
     words = torch.stack([b[4] for b in batch])
     ntiles = torch.tensor([b[0].shape[0] for b in batch], dtype=torch.long)
-    return tiles, ids, wts, am, kinds, words, ntiles
+    labels = torch.cat([b[5] for b in batch], 0)
+    return tiles, ids, wts, am, kinds, words, ntiles, labels
 
 
 def aux_word_loss(head, feats, words, ntiles):
@@ -175,8 +188,9 @@ def embed_with_images(model, ids, pixel_values, return_feats=False):
     return (emb, feats) if return_feats else emb
 
 
-def loss_fn(model, tiles_u8, ids, wts, am, kinds=None, aux=None):
-    """aux: (head, words, ntiles, weight) adds aux_word_loss * weight; then returns loss, acc, per, aux_stats."""
+def loss_fn(model, tiles_u8, ids, wts, am, kinds=None, aux=None, dense=None):
+    """aux: (head, words, ntiles, weight) adds aux_word_loss * weight; then returns loss, acc, per, aux_stats.
+    dense: (heads, labels, weight) adds D.dense_loss * weight; its stats go in per["dense"]."""
     px = M.normalize(tiles_u8)
     emb, feats = embed_with_images(model, ids, px, return_feats=True)
     h = model.model.text_model(inputs_embeds=emb, attention_mask=am).last_hidden_state
@@ -196,6 +210,11 @@ def loss_fn(model, tiles_u8, ids, wts, am, kinds=None, aux=None):
     for k, name in KIND_NAMES.items():
         mk = kd == k
         per[name] = (hit[mk].sum(), mk.sum())
+    if dense is not None:
+        heads, labels, weight = dense
+        dl, dacc = D.dense_loss(heads, feats, labels)
+        loss = loss + weight * dl
+        per["dense"] = (dl.detach(), dacc)
     if aux is None:
         return loss, acc, per
     head, words, ntiles, weight = aux
@@ -306,6 +325,44 @@ def evaluate_heldout(model, enc, preset, device, heldout_dir, limit=None):
     return res
 
 
+def dist_setup():
+    """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) one process per GPU joins an NCCL group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda")
+    import torch.distributed as dist
+    local = int(os.environ["LOCAL_RANK"])
+    torch.cuda.set_device(local)
+    dist.init_process_group("nccl")
+    return dist.get_rank(), world, torch.device("cuda", local)
+
+
+def sync_scalar(x, world, dev):
+    """Rank 0's value of x on every rank (the wall-clock schedule must give every rank the same lr and stop)."""
+    if world == 1:
+        return x
+    import torch.distributed as dist
+    t = torch.tensor([x], dtype=torch.float64, device=dev)
+    dist.broadcast(t, 0)
+    return float(t.item())
+
+
+def allreduce_grads(params, world):
+    """Average the gradients over the ranks in one flat buffer (7.8 M parameters: ~31 MB a step); parameters
+    without a gradient this step count as zero, so every rank takes the same optimizer step."""
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat.div_(world)
+    for g, v in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        g.copy_(v)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tok", required=True, help="tokenizer dir")
@@ -329,6 +386,10 @@ def main():
                     help="peak lr of the vision tower + connector = --lr times this")
     ap.add_argument("--aux-weight", type=float, default=0.0,
                     help="weight of the training-only word-presence loss on the image tokens (0: off)")
+    ap.add_argument("--dense-weight", type=float, default=0.0,
+                    help="weight of the training-only dense token-label loss (train/dense.py; 0: off)")
+    ap.add_argument("--family-weights", default=None,
+                    help="e.g. shapes=0.3,bars=0.4,ui=0.1,flow=0.2: family mix of the family images (default uniform)")
     ap.add_argument("--init-onnx", default=None, help="continue from this ONNX model folder (train/from_onnx.py)")
     ap.add_argument("--scratch-lr", type=float, default=1e-3, help="peak lr if --init-onnx fails its check")
     ap.add_argument("--verify-image", default=None, help="image for the ONNX-vs-PyTorch check of --init-onnx")
@@ -337,11 +398,15 @@ def main():
                     help="unix time by which training must stop (the budget shrinks to fit, 40 s kept for eval)")
     ap.add_argument("--progress", default=None, help="also write the log here every minute")
     a = ap.parse_args()
+    rank, world, dev = dist_setup()
+    main0 = rank == 0
+    if not main0:  # one log, one checkpoint, one evaluation: rank 0's
+        a.heldout, a.progress, a.eval_before = None, None, False
+        a.out = os.path.join(a.out, f"rank{rank}")
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(a.seed)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    dev = torch.device("cuda")
     from tokenizers import Tokenizer
     tok_path = os.path.join(a.tok, "tokenizer.json")
     tok = Tokenizer.from_file(tok_path)
@@ -371,7 +436,8 @@ def main():
         model = M.build_model(a.preset, tok, impl="sdpa").to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params/1e6:.2f}M  attn={model.config.text_config._attn_implementation}", flush=True)
-    log = {"config": vars(a), "params": n_params, "steps": [], "card": torch.cuda.get_device_name(0), "init": init}
+    log = {"config": vars(a), "params": n_params, "steps": [], "card": torch.cuda.get_device_name(dev),
+           "gpus": world, "init": init}
 
     def save_log():
         json.dump(log, open(os.path.join(a.out, "train_log.json"), "w"), indent=1, default=str)
@@ -401,14 +467,31 @@ def main():
         torch.nn.init.constant_(head.bias, -2.2)
         groups["aux"] = {"params": list(head.parameters()), "weight_decay": 0.0, "lr_scale": a.vision_lr_mult,
                          "name": "aux_head"}
+    heads = None
+    if a.dense_weight > 0:  # training-only dense token-label heads on the connector output (never exported)
+        hid = model.config.text_config.hidden_size
+        heads = torch.nn.ModuleDict({n: torch.nn.Linear(hid, c) for n, c in D.HEADS.items()}).to(dev)
+        for m_ in heads.values():
+            torch.nn.init.zeros_(m_.weight)
+            torch.nn.init.zeros_(m_.bias)
+        groups["dense"] = {"params": list(heads.parameters()), "weight_decay": 0.0, "lr_scale": a.vision_lr_mult,
+                           "name": "dense_heads"}
     print("param groups", {g["name"]: (sum(p.numel() for p in g["params"]), g["lr_scale"]) for g in groups.values()},
           flush=True)
     opt = torch.optim.AdamW(list(groups.values()), lr=a.lr, betas=(0.9, 0.98), eps=1e-8, fused=True)
-    clip_params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+    clip_params = (list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+                   + (list(heads.parameters()) if heads is not None else []))
+    if world > 1:  # same start everywhere (the rebuild is deterministic; this makes it certain)
+        import torch.distributed as dist
+        for p_ in clip_params:
+            dist.broadcast(p_.data, 0)
     pad_id = tok.token_to_id("<|im_end|>")
     cur = tuple(float(x) for x in a.curriculum.split(","))
-    ds = Stream(tok_path, a.preset, "train", start=a.seed * 100_000_000, max_len=a.max_len, curriculum=cur,
+    ds = Stream(tok_path, a.preset, "train", start=a.seed * 100_000_000 + rank * 10_000_000, max_len=a.max_len,
+                curriculum=cur,
                 words_frac=a.words_frac, schedule=a.schedule)
+    if a.family_weights:
+        ds.family_weights = {k: float(v) for k, v in (x.split("=") for x in a.family_weights.split(","))}
     dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, num_workers=a.workers, pin_memory=True,
                                      prefetch_factor=4, persistent_workers=False, multiprocessing_context="fork",
                                      collate_fn=functools.partial(collate, pad_id=pad_id))
@@ -417,39 +500,44 @@ def main():
         if fit < a.budget:
             print(f"budget {a.budget:.0f}s -> {fit:.0f}s to meet the deadline", flush=True)
             a.budget = max(30.0, fit)
+    a.budget = sync_scalar(a.budget, world, dev)  # every rank stops at the same step
     log["budget_used"] = a.budget
     warm = a.warmup
     step, t_start, t_wait, samples = 0, None, 0.0, 0
     last_ckpt = last_prog = time.time()
     kacc = {n: [0.0, 0.0] for n in KIND_NAMES.values()}
     aux_acc = [0.0, 0.0, 0]
+    dense_acc = {n: 0.0 for n in D.HEAD_NAMES}
+    dense_acc["loss"], dense_acc["n"] = 0.0, 0
     ds.t0, ds.budget = time.time(), a.budget
     it = iter(dl)
     t_first = time.time()
     ema = None
     while True:
         t0 = time.time()
-        tiles, ids, wts, am, kinds, words, ntiles = next(it)
+        tiles, ids, wts, am, kinds, words, ntiles, labels = next(it)
         tw = time.time() - t0
         if t_start is None:
             t_start = time.time()
             print(f"first batch after {t_start - t_first:.1f}s", flush=True)
         else:
             t_wait += tw
-        el = time.time() - t_start
+        el = sync_scalar(time.time() - t_start, world, dev)  # rank 0's clock: one lr and one last step for all
         frac = min(1.0, el / a.budget)
         fl = a.lr_floor
         lr = a.lr * min(1.0, (step + 1) / warm) * (fl + (1 - fl) * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_scale", 1.0)
-        tiles, ids, wts, am, kinds, words = (x.to(dev, non_blocking=True) for x in (tiles, ids, wts, am, kinds, words))
+        tiles, ids, wts, am, kinds, words, labels = (x.to(dev, non_blocking=True)
+                                                     for x in (tiles, ids, wts, am, kinds, words, labels))
+        dense = (heads, labels, a.dense_weight) if heads is not None else None
         model.train()
         aux_stats = None
         with torch.autocast("cuda", dtype=torch.bfloat16):
             if head is not None:
                 try:
                     loss, acc, per, aux_stats = loss_fn(model, tiles, ids, wts, am, kinds,
-                                                        aux=(head, words, ntiles, a.aux_weight))
+                                                        aux=(head, words, ntiles, a.aux_weight), dense=dense)
                 except Exception:  # never waste the run: drop the auxiliary loss
                     import traceback
                     traceback.print_exc()
@@ -457,14 +545,22 @@ def main():
                     head = None
                     log["aux_failed_at_step"] = step
             if head is None:
-                loss, acc, per = loss_fn(model, tiles, ids, wts, am, kinds)
+                loss, acc, per = loss_fn(model, tiles, ids, wts, am, kinds, dense=dense)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            allreduce_grads(clip_params, world)
         gn = torch.nn.utils.clip_grad_norm_(clip_params, 1.0)
         opt.step()
         step += 1
-        samples += ids.shape[0]
+        samples += ids.shape[0] * world
+        dstats = per.pop("dense", None)
         if step % 5 == 0 or step == 1:
+            if dstats is not None:
+                dense_acc["loss"] += float(dstats[0])
+                for n_, v_ in dstats[1].items():
+                    dense_acc[n_] += float(v_)
+                dense_acc["n"] += 1
             for n, (h_, c_) in per.items():
                 kacc[n][0] += float(h_)
                 kacc[n][1] += float(c_)
@@ -489,12 +585,18 @@ def main():
                 rec["aux_loss"] = round(aux_acc[0] / aux_acc[2], 4)
                 rec["aux_exact"] = round(aux_acc[1] / aux_acc[2], 4)
             aux_acc = [0.0, 0.0, 0]
+            if dense_acc["n"]:  # dense-label loss and per-head accuracy on labelled tokens since the last record
+                rec["dense_loss"] = round(dense_acc["loss"] / dense_acc["n"], 4)
+                rec["dense_acc"] = {n_: round(dense_acc[n_] / dense_acc["n"], 4) for n_ in D.HEAD_NAMES}
+            dense_acc = {n_: 0.0 for n_ in D.HEAD_NAMES}
+            dense_acc["loss"], dense_acc["n"] = 0.0, 0
             log["steps"].append(rec)
-            print(json.dumps(rec), flush=True)
-        if time.time() - last_prog > 60:
+            if main0:
+                print(json.dumps(rec), flush=True)
+        if main0 and time.time() - last_prog > 60:
             save_log()
             last_prog = time.time()
-        if time.time() - last_ckpt > 120:
+        if main0 and time.time() - last_ckpt > 120:
             model.save_pretrained(os.path.join(a.out, "pt"))
             last_ckpt = time.time()
         if el >= a.budget:
@@ -504,8 +606,14 @@ def main():
     log["total_steps"] = step
     log["total_samples"] = samples
     log["data_wait_seconds"] = t_wait
-    print(f"trained {step} steps, {samples} samples in {train_s:.1f}s (data wait {t_wait:.1f}s)", flush=True)
+    print(f"[rank {rank}] trained {step} steps, {samples} samples in {train_s:.1f}s (data wait {t_wait:.1f}s)",
+          flush=True)
     del it, dl
+    if world > 1:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+    if not main0:
+        return
     model.save_pretrained(os.path.join(a.out, "pt"))
     save_log()
     if a.heldout:
