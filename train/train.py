@@ -1,4 +1,5 @@
-"""Train the default Idefics3 model on the synthetic generator (one GPU, bf16 autocast): from scratch, or
+"""Train the default Idefics3 model on the synthetic generator (bf16 autocast; one GPU, or one process per GPU under
+torchrun with the gradients averaged every step): from scratch, or
 continued from a model folder in the ONNX layout (--init-onnx, weights rebuilt by train/from_onnx.py and checked
 against onnxruntime first; if that check fails the run logs it and trains from scratch instead).
 
