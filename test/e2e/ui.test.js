@@ -124,13 +124,13 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
   });
 
   await step('explorer context menu on an image -> question -> streamed answer with cache numbers', async () => {
-    const items = await contextMenu(page, 'shapes.png');
+    const items = await contextMenu(page, 'ui.png');
     if (!items.includes('Ask About Image')) throw new Error(`menu: ${items.join(', ')}`);
     await shot('context-menu-image');
     await page.locator('.context-view .action-menu-item', { hasText: 'Ask About Image' }).hover();
     await page.keyboard.press('Enter');
-    await typeQuestion(page, 'What is in this image?');
-    const f = await panelFrame(page, 'shapes.png');
+    await typeQuestion(page, 'Describe this image.');
+    const f = await panelFrame(page, 'ui.png');
     await f.locator('#answer-1').filter({ hasText: /\S/ }).waitFor({ timeout: ANSWER_MS });
     await waitTurn(f, 1);
     const answer = (await f.locator('#answer-1').textContent()).trim();
@@ -140,7 +140,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     if (!/^\d+$/.test(tokens) || Number(tokens) <= 0) throw new Error(`tokens seen: ${tokens}`);
     if (!/of .*\(\d+%\)/.test(bytes)) throw new Error(`bytes: ${bytes}`);
     if ((await f.locator('#chart rect.kept').count()) < 1) throw new Error('no chart bars');
-    await page.locator('.tab', { hasText: 'VLM: shapes.png' }).waitFor({ timeout: 5000 });
+    await page.locator('.tab', { hasText: 'VLM: ui.png' }).waitFor({ timeout: 5000 });
     await page.waitForTimeout(500);
     await shot('panel-answer');
   });
