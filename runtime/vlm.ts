@@ -6,6 +6,7 @@ import { BadInputError, CancelledError } from './errors.js';
 import { readModelFolder, type ModelConfig } from './model/modelFolder.js';
 import { decodeImage, preprocess, type Preprocessed } from './model/preprocess.js';
 import { PromptBuilder, type ChatMessage } from './model/prompt.js';
+import { TextStream } from './model/detokenize.js';
 import { ort, float16Tensor } from './model/ort.js';
 import { chooseProvider, createSession, type Provider } from './model/sessions.js';
 import { CpuKvStore, entryBytes, kvBits, presentName, type KvDtype, type KvStore } from './cache/store.js';
@@ -337,7 +338,7 @@ export class Conversation {
     let stopReason: AskResult['stopReason'] = 'length';
     let firstTokenMs = 0;
     let decodeStart = 0;
-    let text = '';
+    const stream = new TextStream((ids) => vlm.prompt.decode(ids));
     const statsEvery = Math.max(1, gen.statsEvery ?? 4);
     const steps = opts.force ? opts.force.length : gen.maxNewTokens;
     for (let step = 0; step < steps; step++) {
@@ -356,11 +357,8 @@ export class Conversation {
         break;
       }
       generated.push(next);
-      const full = vlm.prompt.decode(generated);
-      if (full.length > text.length && !full.endsWith('\uFFFD')) {
-        cb.onToken?.(full.slice(text.length), generated.length - 1);
-        text = full;
-      }
+      const delta = stream.push(next);
+      if (delta) cb.onToken?.(delta, generated.length - 1);
       this.pendingToken = next;
       if (step === steps - 1) break; // the last token needs no forward pass
       await cb.yieldEachStep?.();
