@@ -9,8 +9,8 @@
 #              smaller / several words, then family reading questions with the normal mix rising to 65%;
 #              SCHEDULE= (empty) falls back to the linear CURRICULUM=0.45,0.15 share of run 2), peak lr 4e-4
 #              (LR=...) for the decoder and VLR_MULT=2.5 times that for the vision tower + connector, training-only
-#              word-presence loss AUX=0.1 (0 = off), dense token-label loss DENSE=0 (train/dense.py; run 4 used
-#              DENSE=0.3 AUX=0 SCHEDULE=dense), SEED=2 (use a new one per run), BUDGET=440 s of training,
+#              word-presence loss AUX=0.1 (0 = off), dense token-label loss DENSE=0 (train/dense.py; runs 4-6 used
+#              DENSE=0.2 AUX=0 SCHEDULE=dense), SEED=2 (use a new one per run), BUDGET=440 s of training,
 #              one process per GPU when there are several (NGPU=... to choose; falls back to one GPU on failure),
 #              eval, export, verify, all within DEADLINE_S=565 s. Keeps INIT's tokenizer; no fixtures.
 # Everything is written under OUT_DIR/work; OUT_DIR/results.tar.gz.part* is the packed result
