@@ -108,14 +108,21 @@ def _light_bg(rng):
                        (255, 240, 210), (220, 235, 255)])
 
 
-def gen_words(rng):
-    """An image with 1-4 vocabulary words and reading questions about them."""
+def _canvas(rng, dark_p):
+    """A blank word image: a size, a light background (or with probability dark_p a title-bar colour), and the
+    text colour that goes with it. -> (image, its ImageDraw, text colour)."""
     w, h = rng.choice(SIZES)
-    dark = rng.random() < 0.15
+    dark = rng.random() < dark_p
     bg = rng.choice([(40, 90, 220), (60, 60, 70), (40, 140, 120)]) if dark else _light_bg(rng)
     fg = (255, 255, 255) if dark else rng.choice([(20, 20, 20), (20, 20, 20), (40, 40, 40), (30, 30, 90)])
     img = Image.new("RGB", (w, h), bg)
-    d = ImageDraw.Draw(img)
+    return img, ImageDraw.Draw(img), fg
+
+
+def gen_words(rng):
+    """An image with 1-4 vocabulary words and reading questions about them."""
+    img, d, fg = _canvas(rng, dark_p=0.15)
+    w, h = img.size
     layout = rng.choice(["single", "stack", "stack", "row", "grid"])
     size = rng.choice([16, 18, 19, 20, 22, 22, 24, 26, 28, 32, 36, 40])
     bold = rng.random() < 0.85
@@ -189,12 +196,8 @@ ANY_SIZES = [15, 16, 17, 18, 19, 20, 20, 22, 22, 24, 26, 28, 32, 36, 40]
 def gen_single_word(rng, big):
     """One vocabulary word, alone, at a random place: big (28-48 px, the bootstrap stage of run 3) or any size
     (15-40 px, the families use 15-22 px). Light or dark background (the UI title bar is white on colour)."""
-    w, h = rng.choice(SIZES)
-    dark = rng.random() < 0.2
-    bg = rng.choice([(40, 90, 220), (60, 60, 70), (40, 140, 120)]) if dark else _light_bg(rng)
-    fg = (255, 255, 255) if dark else rng.choice([(20, 20, 20), (20, 20, 20), (40, 40, 40), (30, 30, 90)])
-    img = Image.new("RGB", (w, h), bg)
-    d = ImageDraw.Draw(img)
+    img, d, fg = _canvas(rng, dark_p=0.2)
+    w, h = img.size
     size = rng.choice(BIG_SIZES if big else ANY_SIZES)
     f = data.font(size, rng.random() < 0.85)
     word = rng.choice(data.WORDS)

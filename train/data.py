@@ -71,9 +71,12 @@ def take_records():
 
 
 def put_text(draw, xy, text, fnt, fill, **classes):
-    """draw.text that also records the text's box (its text class is added by train/dense.py from the string)."""
+    """draw.text that also records the text's box (its text class is added by train/dense.py from the string);
+    returns that box."""
     draw.text(xy, text, font=fnt, fill=fill)
-    record(draw.textbbox(xy, text, font=fnt), text=text, **classes)
+    box = draw.textbbox(xy, text, font=fnt)
+    record(box, text=text, **classes)
+    return box
 
 
 def font(size, bold=True):
@@ -315,8 +318,7 @@ def gen_ui(rng):
             d.rectangle([x0, y, x0 + 22, y + 22], fill=(255, 255, 255), outline=(50, 50, 50), width=2)
             if i == checked:
                 d.line([(x0 + 4, y + 11), (x0 + 9, y + 17), (x0 + 18, y + 4)], fill=(30, 30, 30), width=4)
-        put_text(d, (x0 + 34, y - 1), opt, ofont, (20, 20, 20))
-        tb = d.textbbox((x0 + 34, y - 1), opt, font=ofont)
+        tb = put_text(d, (x0 + 34, y - 1), opt, ofont, (20, 20, 20))
         record((x0, min(y, tb[1]), tb[2], max(y + 22, tb[3])), role="ui_checked" if i == checked else "ui_unchecked")
         y += 44
     n_btn = rng.randint(2, 3)

@@ -508,8 +508,10 @@ def main():
     last_ckpt = last_prog = time.time()
     kacc = {n: [0.0, 0.0] for n in KIND_NAMES.values()}
     aux_acc = [0.0, 0.0, 0]
-    dense_acc = {n: 0.0 for n in D.HEAD_NAMES}
-    dense_acc["loss"], dense_acc["n"] = 0.0, 0
+    def fresh_dense():  # dense-head sums since the last record
+        return dict({n_: 0.0 for n_ in D.HEAD_NAMES}, loss=0.0, n=0)
+
+    dense_acc = fresh_dense()
     ds.t0, ds.budget = time.time(), a.budget
     it = iter(dl)
     t_first = time.time()
@@ -589,8 +591,7 @@ def main():
             if dense_acc["n"]:  # dense-label loss and per-head accuracy on labelled tokens since the last record
                 rec["dense_loss"] = round(dense_acc["loss"] / dense_acc["n"], 4)
                 rec["dense_acc"] = {n_: round(dense_acc[n_] / dense_acc["n"], 4) for n_ in D.HEAD_NAMES}
-            dense_acc = {n_: 0.0 for n_ in D.HEAD_NAMES}
-            dense_acc["loss"], dense_acc["n"] = 0.0, 0
+            dense_acc = fresh_dense()
             log["steps"].append(rec)
             if main0:
                 print(json.dumps(rec), flush=True)
