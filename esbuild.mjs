@@ -2,7 +2,6 @@
 // IIFE) into dist/. Native modules stay external and ship in node_modules (see .vscodeignore).
 //   node esbuild.mjs [--watch] [--minify]
 import * as esbuild from 'esbuild';
-import { existsSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const minify = process.argv.includes('--minify');
@@ -11,16 +10,12 @@ const node = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', 
 
 const builds = [
   { ...node, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js' },
+  { ...node, entryPoints: ['runtime/worker/main.ts'], outfile: 'dist/worker.js' },
   {
     bundle: true, platform: 'browser', format: 'iife', target: 'chrome114', sourcemap: minify ? false : 'linked', minify, logLevel: 'info',
     entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js',
   },
 ];
-if (existsSync('runtime/worker/main.ts')) {
-  builds.push({ ...node, entryPoints: ['runtime/worker/main.ts'], outfile: 'dist/worker.js' });
-} else {
-  console.log('esbuild.mjs: runtime/worker/main.ts does not exist yet; dist/worker.js not built');
-}
 
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();

@@ -8,5 +8,5 @@ E="node --import tsx runtime/cli/eval.ts $L --docs docs/eval --json"
 $E --keep 0.1,0.2,0.3,0.5,0.7,0.9,1 > /dev/null
 $E --policy elastic --keep 0.1,0.2,0.3,0.5,0.7,0.9 --importance mean --merge off > /dev/null
 $E --policy elastic --keep 0.1,0.2,0.5,0.9 --importance mean > /dev/null
-$E --policy elastic --keep 0.2,0.5 --literal > /dev/null
+$E --policy elastic --keep 0.2,0.5 --released-selection > /dev/null
 $E --policy elastic --keep 0.2,0.5 --positions compressed > /dev/null

@@ -12,7 +12,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp, createReadStream } from 'node:fs';
 import * as path from 'node:path';
+import { MODEL_GRAPHS, OPTIONAL_ROOT_FILES, REQUIRED_ROOT_FILES, onnxFileName } from '../runtime/protocol.js';
 import { checkEndpoint } from './settingsCore.js';
+import { fmtBytes } from './format.js';
 
 export const MANIFEST = 'elastic-vlm-model.json';
 
@@ -30,12 +32,6 @@ export const DTYPES = [
   { id: '', label: 'fp32', detail: 'full precision, ~1 GB for 256M' },
 ] as const;
 
-export const GRAPHS = ['vision_encoder', 'embed_tokens', 'decoder_model_merged'] as const;
-export const REQUIRED_ROOT_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json'];
-export const OPTIONAL_ROOT_FILES = [
-  'processor_config.json', 'generation_config.json', 'special_tokens_map.json', 'added_tokens.json',
-  'chat_template.json', 'chat_template.jinja',
-];
 
 export interface TreeEntry {
   type: string;
@@ -175,9 +171,8 @@ export async function planModelDownload(opts: DownloadOptions): Promise<PlannedF
     if (e) files.push(plan(e, base, opts.repo));
   }
   const onnxFiles = new Map(onnx.filter((e) => e?.type === 'file').map((e) => [e.path, e]));
-  const suffix = opts.dtype ? `_${opts.dtype}` : '';
-  for (const g of GRAPHS) {
-    const p = `onnx/${g}${suffix}.onnx`;
+  for (const g of MODEL_GRAPHS) {
+    const p = onnxFileName(g, opts.dtype);
     const e = onnxFiles.get(p);
     if (!e) throw new DownloadError(`${opts.repo} has no ${p} (dtype ${opts.dtype || 'fp32'} not published?)`, 'bad-tree');
     files.push(plan(e, base, opts.repo));
@@ -223,26 +218,16 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
   });
 
-/** Downloads one file to `target` through `target.partial`, resuming, then verifies it. */
-async function downloadFile(
-  file: PlannedFile,
-  target: string,
-  base: URL,
-  opts: DownloadOptions,
-  onBytes: (fileDone: number) => void,
-): Promise<void> {
-  const fetchImpl = opts.fetchImpl ?? fetch;
+/**
+ * Downloads one file to `target` through `target.partial`, then verifies it. Each attempt is one transfer that
+ * resumes where the partial file ends; network failures are retried a few times with a growing pause.
+ */
+async function downloadFile(file: PlannedFile, target: string, base: URL, opts: DownloadOptions, onBytes: (fileDone: number) => void): Promise<void> {
   const partial = target + '.partial';
   const retries = opts.retries ?? 4;
-  const stallMs = opts.stallMs ?? 60_000;
-  if ((await statSize(target)) === file.size) {
-    try {
-      await verify(file, target);
-      onBytes(file.size);
-      return;
-    } catch {
-      await fsp.rm(target, { force: true });
-    }
+  if (await alreadyVerified(file, target)) {
+    onBytes(file.size);
+    return;
   }
   // Whether some bytes of the partial file came from an earlier transfer (a resume): if the whole file then fails
   // its checksum, those old bytes may be the bad ones, so the file is fetched once more from byte 0.
@@ -257,73 +242,13 @@ async function downloadFile(
       have = 0;
     }
     if (have < file.size || file.size === 0) {
-      const ctrl = new AbortController();
-      const onAbort = () => ctrl.abort();
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      let stall: ReturnType<typeof setTimeout> | undefined;
-      const arm = () => {
-        clearTimeout(stall);
-        stall = setTimeout(() => ctrl.abort(), stallMs);
-      };
       try {
-        arm();
-        const headers: Record<string, string> = {};
-        if (have > 0) headers.range = `bytes=${have}-`;
-        const res = await get(file.url, base, { signal: ctrl.signal, headers }, fetchImpl, opts.log);
-        let append = false;
-        if (res.status === 206 && have > 0) {
-          const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
-          append = !!m && Number(m[1]) === have;
-          if (!append) {
-            await res.body?.cancel().catch(() => undefined);
-            throw new DownloadError(`${file.path}: the server resumed at the wrong offset`, 'network');
-          }
-          opts.log?.(`${file.path}: resuming at byte ${have}`);
-        } else if (res.status === 200) {
-          if (have > 0) opts.log?.(`${file.path}: the server ignored the range request, starting over`);
-          have = 0;
-        } else if (res.status === 416 && have === file.size) {
-          await res.body?.cancel().catch(() => undefined);
-        } else {
-          await res.body?.cancel().catch(() => undefined);
-          throw new DownloadError(`${file.path}: the hub answered HTTP ${res.status}`, 'http');
-        }
-        if (res.status !== 416) {
-          const fh = await fsp.open(partial, append ? 'a' : 'w');
-          try {
-            let done = have;
-            onBytes(done);
-            if (res.body) {
-              for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-                arm();
-                if (done + chunk.byteLength > file.size) throw new DownloadError(`${file.path}: the server sent more than ${file.size} bytes`, 'size');
-                await fh.write(chunk);
-                done += chunk.byteLength;
-                onBytes(done);
-              }
-            }
-          } finally {
-            await fh.close();
-          }
-        }
+        await transfer(file, partial, have, base, opts, onBytes);
       } catch (e) {
-        if (opts.signal?.aborted) throw new DownloadError('download cancelled', 'cancelled');
-        if (e instanceof DownloadError && e.kind !== 'network') throw e;
-        // A full disk is not a network hiccup: stop at once; the partial file stays for a resume once there is room.
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOSPC' || code === 'EDQUOT') {
-          throw new DownloadError(`${file.path}: the disk is full (${code}); free some space and download again to resume`, 'disk');
-        }
-        if (attempt >= retries) {
-          throw new DownloadError(`${file.path}: transfer failed after ${attempt + 1} attempts: ${(e as Error).message}`, 'network');
-        }
-        const why = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+        const why = retryReason(e, file, attempt, retries, opts);
         opts.log?.(`${file.path}: transfer interrupted at byte ${Math.max(0, await statSize(partial))} (${why}); resuming`);
         await sleep(Math.min(200 * 2 ** attempt, 3000), opts.signal);
         continue;
-      } finally {
-        clearTimeout(stall);
-        opts.signal?.removeEventListener('abort', onAbort);
       }
     }
     const got = await statSize(partial);
@@ -347,6 +272,95 @@ async function downloadFile(
     }
     await fsp.rename(partial, target);
     return;
+  }
+}
+
+/** A target already in place that matches the hub's size and checksum (a finished earlier run); else removed. */
+async function alreadyVerified(file: PlannedFile, target: string): Promise<boolean> {
+  if ((await statSize(target)) !== file.size) return false;
+  try {
+    await verify(file, target);
+    return true;
+  } catch {
+    await fsp.rm(target, { force: true });
+    return false;
+  }
+}
+
+/**
+ * Why a failed transfer may be retried (its message), or throws the error that ends the download: a cancel, a
+ * non-network failure, a full disk, or the last attempt.
+ */
+function retryReason(e: unknown, file: PlannedFile, attempt: number, retries: number, opts: DownloadOptions): string {
+  if (opts.signal?.aborted) throw new DownloadError('download cancelled', 'cancelled');
+  if (e instanceof DownloadError && e.kind !== 'network') throw e;
+  // A full disk is not a network hiccup: stop at once; the partial file stays for a resume once there is room.
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    throw new DownloadError(`${file.path}: the disk is full (${code}); free some space and download again to resume`, 'disk');
+  }
+  if (attempt >= retries) {
+    throw new DownloadError(`${file.path}: transfer failed after ${attempt + 1} attempts: ${(e as Error).message}`, 'network');
+  }
+  return (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+}
+
+/**
+ * One HTTP transfer into `partial`, from byte `have` (a Range request) or from 0 when the server ignores the range.
+ * A transfer that receives nothing for `stallMs` is aborted (and retried by the caller).
+ */
+async function transfer(file: PlannedFile, partial: string, have: number, base: URL, opts: DownloadOptions, onBytes: (fileDone: number) => void): Promise<void> {
+  const ctrl = new AbortController();
+  const onAbort = () => ctrl.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let stall: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(stall);
+    stall = setTimeout(() => ctrl.abort(), opts.stallMs ?? 60_000);
+  };
+  try {
+    arm();
+    const headers: Record<string, string> = have > 0 ? { range: `bytes=${have}-` } : {};
+    const res = await get(file.url, base, { signal: ctrl.signal, headers }, opts.fetchImpl ?? fetch, opts.log);
+    let append = false;
+    if (res.status === 206 && have > 0) {
+      const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
+      append = !!m && Number(m[1]) === have;
+      if (!append) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new DownloadError(`${file.path}: the server resumed at the wrong offset`, 'network');
+      }
+      opts.log?.(`${file.path}: resuming at byte ${have}`);
+    } else if (res.status === 200) {
+      if (have > 0) opts.log?.(`${file.path}: the server ignored the range request, starting over`);
+    } else {
+      await res.body?.cancel().catch(() => undefined);
+      if (res.status === 416 && have === file.size) return;
+      throw new DownloadError(`${file.path}: the hub answered HTTP ${res.status}`, 'http');
+    }
+    await writeBody(res, partial, append ? have : 0, file, arm, onBytes);
+  } finally {
+    clearTimeout(stall);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Writes a response body to `partial` (appending after `from` bytes, or from the start), never past the file's size. */
+async function writeBody(res: Response, partial: string, from: number, file: PlannedFile, onChunk: () => void, onBytes: (fileDone: number) => void): Promise<void> {
+  const fh = await fsp.open(partial, from > 0 ? 'a' : 'w');
+  try {
+    let done = from;
+    onBytes(done);
+    if (!res.body) return;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      onChunk();
+      if (done + chunk.byteLength > file.size) throw new DownloadError(`${file.path}: the server sent more than ${file.size} bytes`, 'size');
+      await fh.write(chunk);
+      done += chunk.byteLength;
+      onBytes(done);
+    }
+  } finally {
+    await fh.close();
   }
 }
 
@@ -448,11 +462,4 @@ export async function readManifest(dir: string): Promise<ModelManifest | null> {
   } catch {
     return null;
   }
-}
-
-export function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
 }

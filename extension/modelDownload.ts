@@ -1,7 +1,8 @@
 // "Elastic VLM: Download Model": a published SmolVLM ONNX model from the configured hub endpoint into global storage,
 // with a cancellable progress notification; then offers to use it.
 import * as vscode from 'vscode';
-import { DownloadError, downloadModel, DTYPES, fmtBytes, KNOWN_MODELS } from './downloadCore.js';
+import { DownloadError, downloadModel, DTYPES, KNOWN_MODELS } from './downloadCore.js';
+import { fmtBytes } from './format.js';
 import type { SettingsManager } from './settings.js';
 import { log } from './log.js';
 

@@ -2,7 +2,9 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { listInstalledModels, fmtBytes } from './downloadCore.js';
+import { MODEL_GRAPHS, REQUIRED_ROOT_FILES } from '../runtime/protocol.js';
+import { listInstalledModels } from './downloadCore.js';
+import { fmtBytes } from './format.js';
 import { modelsRoot } from './modelDownload.js';
 import type { SettingsManager } from './settings.js';
 import type { WorkerHost } from './workerHost.js';
@@ -16,8 +18,13 @@ interface ModelItem extends vscode.QuickPickItem {
 /** Why a folder does not look like a model in the SmolVLM ONNX layout, or null. */
 export function checkModelFolder(dir: string): string | null {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return `${dir} is not a folder`;
-  if (!fs.existsSync(path.join(dir, 'config.json'))) return `${dir} has no config.json`;
-  if (!fs.existsSync(path.join(dir, 'onnx'))) return `${dir} has no onnx/ folder`;
+  const missing = REQUIRED_ROOT_FILES.filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (missing.length) return `${dir} has no ${missing.join(', ')}`;
+  // Any dtype will do here: the device and dtype are chosen at load.
+  const onnxDir = path.join(dir, 'onnx');
+  const have = fs.existsSync(onnxDir) ? fs.readdirSync(onnxDir) : [];
+  const absent = MODEL_GRAPHS.filter((g) => !have.some((f) => f.startsWith(g) && f.endsWith('.onnx')));
+  if (absent.length) return `${dir} has no onnx/${absent.join('*.onnx, onnx/')}*.onnx`;
   return null;
 }
 

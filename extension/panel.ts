@@ -4,8 +4,7 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { AskResult, ImportanceMap } from '../runtime/protocol.js';
-import type { CacheStats } from '../runtime/cache/types.js';
+import type { AskResult, CacheOptions, CacheStats, ImportanceMap } from '../runtime/protocol.js';
 import { WorkerError } from '../runtime/worker/client.js';
 import { parseWebviewMessage, Throttle, type FromWebview, type ToWebview } from './webviewMessages.js';
 import type { SettingsManager } from './settings.js';
@@ -153,7 +152,7 @@ export class ImagePanel implements vscode.Disposable {
           type: 'init',
           image: { src: this.panel.webview.asWebviewUri(this.image).toString(), name: path.basename(this.image.fsPath), path: vscode.workspace.asRelativePath(this.image) },
           policy: s.cachePolicy,
-          keep: s.cacheRatio,
+          keep: s.cacheKeep,
           model,
         };
         void this.panel.webview.postMessage(init);
@@ -171,7 +170,7 @@ export class ImagePanel implements vscode.Disposable {
       case 'setCache':
         log.info(`panel changed the cache to ${m.policy}, keep ${m.keep}`);
         await this.settings.update('cachePolicy', m.policy);
-        await this.settings.update('cacheRatio', m.keep);
+        await this.settings.update('cacheKeep', m.keep);
         return;
       case 'showLog':
         log.show();
@@ -183,7 +182,7 @@ export class ImagePanel implements vscode.Disposable {
   async refreshSettings(): Promise<void> {
     const s = this.settings.current;
     const model = await this.host.resolveModel().then((r) => r.label, () => '');
-    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheRatio, model });
+    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheKeep, model });
   }
 
   /** Asks a question: a new conversation about the image, or a follow-up in this panel's conversation. */
@@ -205,17 +204,8 @@ export class ImagePanel implements vscode.Disposable {
   private async runTurn(question: string, followUp: boolean): Promise<TurnRecord> {
     const turn = ++this.turns;
     const settings = this.settings.current;
-    const cache = { policy: settings.cachePolicy, keep: settings.cacheRatio, importance: settings.elasticImportance, merge: settings.elasticMerge };
-    const held = followUp && this.transcript.length > 0 && this.host.holdsConversation(this);
-    // A follow-up continues the conversation only with the cache settings it was started with (the worker keeps
-    // them for the whole conversation); after a settings change the next question starts over with the new ones.
-    const continues = held && this.host.conversationUses(cache);
-    let note: string | undefined;
-    if (followUp && !continues && this.transcript.length > 0) {
-      note = held
-        ? `The cache settings changed (now ${cache.policy}, keep ${cache.keep}): this question starts a new conversation that uses them.`
-        : 'The earlier conversation is no longer in the cache (another image was asked about, or the worker restarted): this question starts a new one.';
-    }
+    const cache = { policy: settings.cachePolicy, keep: settings.cacheKeep, importance: settings.elasticImportance, merge: settings.elasticMerge };
+    const { continues, note } = this.continuation(followUp, cache);
     const rec: TurnRecord = { turn, question, followUp: continues, answer: '', tokens: 0 };
     this.transcript.push(rec);
     this.stopRequested = false;
@@ -223,30 +213,17 @@ export class ImagePanel implements vscode.Disposable {
     this.post({ type: 'busy', busy: true });
     this.post({ type: 'turn', turn, question, followUp: continues, note });
 
-    let tokenBuf = '';
-    let tokenTimer: ReturnType<typeof setTimeout> | null = null;
-    const flushTokens = () => {
-      if (tokenTimer) clearTimeout(tokenTimer);
-      tokenTimer = null;
-      if (tokenBuf) this.post({ type: 'tokens', turn, text: tokenBuf });
-      tokenBuf = '';
-    };
+    const tokens = new Throttle<string>(TOKEN_BATCH_MS, (text) => this.post({ type: 'tokens', turn, text }), Date.now, (a, b) => a + b);
     const stats = new Throttle<CacheStats>(STATS_INTERVAL_MS, (s) => this.post({ type: 'stats', stats: s }));
     try {
       const result = await this.host.run(
         this,
-        {
-          image: continues ? undefined : this.image.fsPath,
-          question,
-          cache,
-          maxNewTokens: settings.maxNewTokens,
-        },
+        { image: continues ? undefined : this.image.fsPath, question, cache, maxNewTokens: settings.maxNewTokens },
         {
           onToken: (text) => {
             rec.answer += text;
             rec.tokens++;
-            tokenBuf += text;
-            tokenTimer ??= setTimeout(flushTokens, TOKEN_BATCH_MS);
+            tokens.push(text);
           },
           onStats: (s) => {
             rec.stats = s;
@@ -263,42 +240,57 @@ export class ImagePanel implements vscode.Disposable {
           if (this.stopRequested) this.host.cancel(id);
         },
       );
-      flushTokens();
-      if (result.cache) {
-        rec.stats = result.cache;
-        stats.push(result.cache);
-      }
+      tokens.flush();
+      stats.push(result.cache);
       stats.flush();
-      rec.result = result;
-      rec.stopReason = result.stopReason;
-      // The final answer is authoritative (token pieces may not join to exactly the decoded text).
-      if (result.answer && result.answer !== rec.answer) rec.answer = result.answer;
-      const { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } = result;
-      this.post({ type: 'done', turn, result: { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } });
+      this.finishTurn(rec, result);
     } catch (e) {
-      flushTokens();
+      tokens.flush();
       stats.flush();
-      const err = e as WorkerError;
-      if (err instanceof WorkerError && err.code === 'cancelled') {
-        rec.stopReason = 'cancelled';
-        this.post({
-          type: 'done', turn,
-          result: { stopReason: 'cancelled', generatedTokens: rec.tokens, promptTokens: 0, imageTokens: 0, executionProvider: this.host.info?.executionProvider ?? '', timings: { loadMs: 0, visionMs: 0, prefillMs: 0, firstTokenMs: 0, decodeTokensPerSecond: 0 } },
-        });
-      } else {
-        const code = err instanceof WorkerError ? err.code : 'internal';
-        let message = err?.message ?? String(e);
-        if (code === 'worker-exit') message += '. The next question starts a new worker.';
-        rec.error = { message, code };
-        this.post({ type: 'error', turn, message, code });
-      }
+      this.failTurn(rec, e);
     } finally {
+      tokens.dispose();
       stats.dispose();
       this.currentId = null;
       this.post({ type: 'busy', busy: false });
       this.turnEmitter.fire(rec);
     }
     return rec;
+  }
+
+  /**
+   * Whether a follow-up continues the conversation in the worker's cache: only with the cache settings it was
+   * started with (the worker keeps them for the whole conversation); otherwise it starts over, with a note why.
+   */
+  private continuation(followUp: boolean, cache: CacheOptions): { continues: boolean; note?: string } {
+    const held = followUp && this.transcript.length > 0 && this.host.holdsConversation(this);
+    const continues = held && this.host.conversationUses(cache);
+    if (!followUp || continues || this.transcript.length === 0) return { continues };
+    return {
+      continues,
+      note: held
+        ? `The cache settings changed (now ${cache.policy}, keep ${cache.keep}): this question starts a new conversation that uses them.`
+        : 'The earlier conversation is no longer in the cache (another image was asked about, or the worker restarted): this question starts a new one.',
+    };
+  }
+
+  /** A turn that ended, by its end token, its length limit or a cancel (queued or in flight alike). */
+  private finishTurn(rec: TurnRecord, result: AskResult): void {
+    rec.stats = result.cache;
+    rec.result = result;
+    rec.stopReason = result.stopReason;
+    // The final answer is authoritative (token pieces may not join to exactly the decoded text).
+    if (result.answer && result.answer !== rec.answer) rec.answer = result.answer;
+    const { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } = result;
+    this.post({ type: 'done', turn: rec.turn, result: { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } });
+  }
+
+  private failTurn(rec: TurnRecord, e: unknown): void {
+    const code = e instanceof WorkerError ? e.code : 'internal';
+    let message = e instanceof Error ? e.message : String(e);
+    if (code === 'worker-exit') message += '. The next question starts a new worker.';
+    rec.error = { message, code };
+    this.post({ type: 'error', turn: rec.turn, message, code });
   }
 
   stop(): void {

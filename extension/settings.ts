@@ -1,7 +1,7 @@
 // Reads and validates the elasticVlm.* settings; an invalid value is reported once in a warning and the previous
 // valid value is used. Changes apply to the next question: callers read `current` when they need it.
 import * as vscode from 'vscode';
-import { describeProblem, DEFAULT_SETTINGS, SECTION, SETTING_KEYS, validateSettings, type Settings } from './settingsCore.js';
+import { describeProblem, DEFAULT_SETTINGS, LEGACY_KEEP_KEY, SECTION, SETTING_KEYS, validateSettings, type Settings } from './settingsCore.js';
 import { log } from './log.js';
 
 export class SettingsManager implements vscode.Disposable {
@@ -28,6 +28,8 @@ export class SettingsManager implements vscode.Disposable {
     const cfg = vscode.workspace.getConfiguration(SECTION);
     const raw: Partial<Record<keyof Settings, unknown>> = {};
     for (const key of SETTING_KEYS) raw[key] = cfg.get(key);
+    // A keep set under the old name still applies until the user sets the new one.
+    if (!isSet(cfg.inspect('cacheKeep')) && isSet(cfg.inspect(LEGACY_KEEP_KEY))) raw.cacheKeep = cfg.get(LEGACY_KEEP_KEY);
     const previous = this.value;
     const { settings, problems } = validateSettings(raw, previous);
     this.lastProblems = problems.map(describeProblem);
@@ -57,3 +59,6 @@ export class SettingsManager implements vscode.Disposable {
     this.emitter.dispose();
   }
 }
+
+const isSet = (i: { globalValue?: unknown; workspaceValue?: unknown; workspaceFolderValue?: unknown } | undefined) =>
+  i !== undefined && (i.globalValue !== undefined || i.workspaceValue !== undefined || i.workspaceFolderValue !== undefined);

@@ -1,26 +1,25 @@
 // The settings of Elastic VLM and their validation. No `vscode` import: unit tests run this in plain Node.
 // An invalid value (out of range, unknown enum member, wrong type) is rejected with a message and the previous valid
 // value (or the default, the first time) is used instead.
-import type { Device, PolicyName } from '../runtime/protocol.js';
+import { DEVICES, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type Device, type Importance, type PolicyName } from '../runtime/protocol.js';
 
 export interface Settings {
-  cacheRatio: number;
+  /** Fraction of the KV cache kept (the paper's compression ratio r is 1 - cacheKeep). */
+  cacheKeep: number;
   cachePolicy: PolicyName;
   modelPath: string;
   device: Device;
   maxNewTokens: number;
   hubEndpoint: string;
   /** Elastic's stage-1 importance: the paper's column sums ('sum') or per seeing query ('mean'). */
-  elasticImportance: 'sum' | 'mean';
+  elasticImportance: Importance;
   /** Elastic's stage 1 merges dropped entries into anchors (the paper) or evicts them. */
   elasticMerge: boolean;
 }
 
 export const SECTION = 'elasticVlm';
-export const POLICY_NAMES: readonly PolicyName[] = ['elastic', 'h2o', 'streaming', 'full'];
-export const DEVICE_NAMES: readonly Device[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
-export const CACHE_RATIO_MIN = 0.05;
-export const CACHE_RATIO_MAX = 1;
+/** The setting's name before 0.2 (it held the same kept fraction); read when cacheKeep is not set. */
+export const LEGACY_KEEP_KEY = 'cacheRatio';
 export const MAX_NEW_TOKENS_MIN = 1;
 export const MAX_NEW_TOKENS_MAX = 4096;
 
@@ -28,7 +27,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   // Chosen from the evaluation (docs/evaluation.md): on the embedded model, Elastic at 0.7 kept with the
   // per-query importance and no merging is within one answer in 90 of the full cache, ROUGE-L 0.93, and has the
   // lowest perplexity of the policies at that budget (H2O is as good on whole answers, better below 0.5).
-  cacheRatio: 0.7,
+  cacheKeep: 0.7,
   cachePolicy: 'elastic',
   modelPath: '',
   device: 'auto',
@@ -61,18 +60,18 @@ export function checkEndpoint(v: unknown): string | null {
 }
 
 const CHECKS: Record<keyof Settings, Check> = {
-  cacheRatio: (v) =>
-    isNum(v) && v >= CACHE_RATIO_MIN && v <= CACHE_RATIO_MAX ? null : `must be a number from ${CACHE_RATIO_MIN} to ${CACHE_RATIO_MAX}`,
-  cachePolicy: (v) => (POLICY_NAMES.includes(v as PolicyName) ? null : `must be one of ${POLICY_NAMES.join(', ')}`),
+  cacheKeep: (v) =>
+    isNum(v) && v >= KEEP_MIN && v <= KEEP_MAX ? null : `must be a number from ${KEEP_MIN} to ${KEEP_MAX}`,
+  cachePolicy: (v) => (isOneOf(POLICIES, v) ? null : `must be one of ${POLICIES.join(', ')}`),
   modelPath: (v) =>
     typeof v === 'string' && !v.includes('\0') && v.length <= 4096 ? null : 'must be a folder path (empty = the embedded model)',
-  device: (v) => (DEVICE_NAMES.includes(v as Device) ? null : `must be one of ${DEVICE_NAMES.join(', ')}`),
+  device: (v) => (isOneOf(DEVICES, v) ? null : `must be one of ${DEVICES.join(', ')}`),
   maxNewTokens: (v) =>
     isNum(v) && Number.isInteger(v) && v >= MAX_NEW_TOKENS_MIN && v <= MAX_NEW_TOKENS_MAX
       ? null
       : `must be an integer from ${MAX_NEW_TOKENS_MIN} to ${MAX_NEW_TOKENS_MAX}`,
   hubEndpoint: checkEndpoint,
-  elasticImportance: (v) => (v === 'sum' || v === 'mean' ? null : 'must be sum or mean'),
+  elasticImportance: (v) => (isOneOf(IMPORTANCES, v) ? null : `must be one of ${IMPORTANCES.join(', ')}`),
   elasticMerge: (v) => (typeof v === 'boolean' ? null : 'must be true or false'),
 };
 
@@ -110,9 +109,4 @@ export function validateSettings(
     }
   }
   return { settings, problems };
-}
-
-/** One setting's value, validated alone (e.g. a keep ratio changed from the panel). */
-export function checkSetting(key: keyof Settings, value: unknown): string | null {
-  return CHECKS[key](value);
 }

@@ -1,8 +1,8 @@
 // The status bar item: worker state (loading / ready / generating) and the current cache occupancy.
 import * as vscode from 'vscode';
-import type { CacheStats } from '../runtime/cache/types.js';
 import type { WorkerHost, WorkerState } from './workerHost.js';
-import { fmtBytes } from './downloadCore.js';
+import type { CacheStats } from '../runtime/protocol.js';
+import { fmtBytes } from './format.js';
 
 const ICON: Record<WorkerState, string> = {
   idle: '$(circle-outline)',
@@ -54,7 +54,7 @@ export class StatusBar implements vscode.Disposable {
     md.appendMarkdown(`**Elastic VLM**: ${state}\n\n`);
     if (this.host.info) md.appendMarkdown(`Execution provider: ${this.host.info.executionProvider}\n\n`);
     if (this.stats) {
-      md.appendMarkdown(`Cache (${this.stats.policy}, keep ${this.stats.keepRatio}): ${occupancy(this.stats)}, ` +
+      md.appendMarkdown(`Cache (${this.stats.policy}, keep ${this.stats.keep}): ${occupancy(this.stats)}, ` +
         `${this.stats.merged} merged, ${this.stats.evicted} evicted\n\n`);
     }
     if (this.host.lastError && state === 'error') md.appendText(`Last error: ${this.host.lastError}\n\n`);

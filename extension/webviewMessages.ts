@@ -1,12 +1,8 @@
 // The messages between the panel's webview and the extension, and the schema validator for every message the
 // webview sends. No `vscode` import and no DOM: shared by the extension, the webview bundle and the unit tests.
-import type { AskResult, ImportanceMap, PolicyName } from '../runtime/protocol.js';
-import type { CacheStats } from '../runtime/cache/types.js';
+import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type AskResult, type CacheStats, type ImportanceMap, type PolicyName } from '../runtime/protocol.js';
 
 export const MAX_QUESTION_LENGTH = 4000;
-export const POLICIES_IN_PANEL: readonly PolicyName[] = ['elastic', 'h2o', 'streaming', 'full'];
-export const KEEP_MIN = 0.05;
-export const KEEP_MAX = 1;
 
 /** Webview -> extension. */
 export type FromWebview =
@@ -46,7 +42,7 @@ const SCHEMA: Record<FromWebview['type'], Record<string, (v: unknown) => boolean
     question: (v) => typeof v === 'string' && v.trim().length > 0 && v.length <= MAX_QUESTION_LENGTH,
   },
   setCache: {
-    policy: (v) => POLICIES_IN_PANEL.includes(v as PolicyName),
+    policy: (v) => isOneOf(POLICIES, v),
     keep: (v) => typeof v === 'number' && Number.isFinite(v) && v >= KEEP_MIN && v <= KEEP_MAX,
   },
 };
@@ -72,7 +68,10 @@ export function parseWebviewMessage(m: unknown): ParseResult {
   return { ok: true, message: m as unknown as FromWebview };
 }
 
-/** Coalesces frequent updates: at most one call per `intervalMs`, the latest value always delivered (trailing). */
+/**
+ * Coalesces frequent updates: at most one call per `intervalMs`, the pending value always delivered (trailing).
+ * By default a newer value replaces the pending one (cache stats); `combine` joins them instead (token text).
+ */
 export class Throttle<T> {
   private last = -Infinity;
   private pending: { value: T } | null = null;
@@ -82,6 +81,7 @@ export class Throttle<T> {
     private readonly intervalMs: number,
     private readonly emit: (value: T) => void,
     private readonly now: () => number = Date.now,
+    private readonly combine: (pending: T, value: T) => T = (_pending, value) => value,
   ) {}
 
   push(value: T): void {
@@ -91,7 +91,7 @@ export class Throttle<T> {
       this.emit(value);
       return;
     }
-    this.pending = { value };
+    this.pending = { value: this.pending ? this.combine(this.pending.value, value) : value };
     if (!this.timer) this.timer = setTimeout(() => this.flush(), Math.max(0, wait));
   }
 

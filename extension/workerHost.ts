@@ -6,8 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { WorkerClient, WorkerError, type AskHandlers } from '../runtime/worker/client.js';
-import type { AskResult, CacheOptions, LoadOptions, ModelInfo } from '../runtime/protocol.js';
-import type { CacheStats } from '../runtime/cache/types.js';
+import type { AskResult, CacheOptions, CacheStats, LoadOptions, ModelInfo } from '../runtime/protocol.js';
 import type { Settings } from './settingsCore.js';
 import { readManifest } from './downloadCore.js';
 import { log } from './log.js';
@@ -195,7 +194,7 @@ export class WorkerHost implements vscode.Disposable {
       const generate = { maxNewTokens: body.maxNewTokens, statsEvery: 4 };
       const req = body.image !== undefined
         ? client.ask({ image: body.image, question: body.question, cache: body.cache, generate }, wrapped)
-        : client.followUp({ question: body.question, cache: body.cache, generate }, wrapped);
+        : client.followUp({ question: body.question, generate }, wrapped);
       this.owner = owner;
       if (body.image !== undefined) this.ownerCache = { ...body.cache };
       onId(req.id);
@@ -210,7 +209,7 @@ export class WorkerHost implements vscode.Disposable {
       // After a failed ask the worker's cache is not a conversation to continue.
       if (this.owner === owner) this.owner = null;
       const err = e as WorkerError;
-      if (err.code !== 'cancelled') log.error(`request failed (${err.code ?? 'error'}): ${err.message}`);
+      log.error(`request failed (${err.code ?? 'error'}): ${err.message}`);
       throw e;
     } finally {
       this.active--;

@@ -9,14 +9,6 @@ export class BadInputError extends Error {
   }
 }
 
-export class CancelledError extends Error {
-  readonly kind = 'cancelled' as const;
-  constructor() {
-    super('cancelled');
-    this.name = 'CancelledError';
-  }
-}
-
 export function isBadInput(e: unknown): e is BadInputError {
   return e instanceof BadInputError || (typeof e === 'object' && e !== null && (e as { kind?: string }).kind === 'bad-input');
 }

@@ -1,11 +1,23 @@
-// The one message protocol between the inference worker and its clients (the extension, the CLI).
-// Both sides import this module; the worker validates every request with `parseRequest`.
-import type { CacheStats } from './cache/types.js';
+// The one door between the inference worker and its clients (the extension, its webview, the CLI): the wire
+// types and the lists every side validates against, each defined here once. The worker validates every request
+// with `parseRequest`. This module imports nothing but the model-folder layout, so the webview can bundle it.
+export { MODEL_GRAPHS, REQUIRED_ROOT_FILES, OPTIONAL_ROOT_FILES, onnxFileName } from './model/layout.js';
 
-export type Device = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
-export type PolicyName = 'full' | 'elastic' | 'h2o' | 'streaming';
-export const DEVICES: readonly Device[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
-export const POLICIES: readonly PolicyName[] = ['full', 'elastic', 'h2o', 'streaming'];
+/** Execution providers a user can ask for; `auto` picks one (runtime/model/sessions.ts). */
+export const DEVICES = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
+export type Device = (typeof DEVICES)[number];
+
+/** Cache policies, in the order settings and the panel offer them (the first is the default). */
+export const POLICIES = ['elastic', 'h2o', 'streaming', 'full'] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+/** How Elastic ranks the prompt's entries: the paper's column sums, or each sum per seeing query. */
+export const IMPORTANCES = ['sum', 'mean'] as const;
+export type Importance = (typeof IMPORTANCES)[number];
+
+/** The smallest fraction of the cache a user may keep (below it a budget holds a handful of entries). */
+export const KEEP_MIN = 0.05;
+export const KEEP_MAX = 1;
 
 export interface LoadOptions {
   /** Model folder in the SmolVLM ONNX layout. */
@@ -17,17 +29,17 @@ export interface LoadOptions {
 
 export interface CacheOptions {
   policy: PolicyName;
-  /** Fraction of the KV cache kept, 0 < keep <= 1. */
+  /** Fraction of the KV cache kept, 0 < keep <= 1 (the paper's compression ratio r is 1 - keep). */
   keep: number;
   positions?: 'absolute' | 'compressed';
   startSize?: number;
   distance?: number;
   /** Elastic's stage-1 importance: 'sum' (the paper) or 'mean' (per seeing query; see PolicyOptions). */
-  importance?: 'sum' | 'mean';
+  importance?: Importance;
   /** Elastic's stage-1 merging of dropped entries into anchors (the paper: true). */
   merge?: boolean;
   /** Elastic: the released code's selection (sort ranks used as indices), to measure what the fix is worth. */
-  literal?: boolean;
+  releasedSelection?: boolean;
 }
 
 export interface GenerateOptions {
@@ -45,7 +57,8 @@ export interface GenerateOptions {
 export type Request =
   | { type: 'load'; id: number; options: LoadOptions }
   | { type: 'ask'; id: number; image: string; question: string; cache: CacheOptions; generate: GenerateOptions }
-  | { type: 'followUp'; id: number; question: string; cache?: CacheOptions; generate: GenerateOptions }
+  // A follow-up keeps the first turn's cache options: another policy cannot take over a cache this one shaped.
+  | { type: 'followUp'; id: number; question: string; generate: GenerateOptions }
   | { type: 'cancel'; id: number; target: number }
   | { type: 'dispose'; id: number };
 
@@ -55,6 +68,24 @@ export interface Timings {
   prefillMs: number;
   firstTokenMs: number;
   decodeTokensPerSecond: number;
+}
+
+/** What the cache did, reported after every few steps (the panel's live view, CLI --json). */
+export interface CacheStats {
+  policy: string;
+  /** The fraction kept that was asked for. */
+  keep: number;
+  tokensSeen: number;
+  /** Entries the policy may hold now: keep x tokensSeen, rounded as the policy rounds it, never below its minimum. */
+  budget: number;
+  perLayerLength: number[];
+  /** Bytes held by the kept keys and values. */
+  bytes: number;
+  /** Bytes a full cache would hold for the same tokens. */
+  fullBytes: number;
+  merged: number;
+  evicted: number;
+  location: 'cpu' | 'gpu';
 }
 
 export interface AskResult {
@@ -94,19 +125,28 @@ export type WorkerEvent =
   | { type: 'importance'; id: number; map: ImportanceMap }
   | { type: 'done'; id: number; result: AskResult }
   | { type: 'disposed'; id: number }
-  | { type: 'error'; id: number; message: string; code: 'bad-input' | 'internal' | 'cancelled' | 'worker-exit' };
+  | { type: 'error'; id: number; message: string; code: WorkerErrorCode };
+
+/**
+ * Why the worker failed a request: the user's input, or the worker itself. A cancel is no error: the request ends
+ * with `done` and stopReason 'cancelled', queued or in flight. (The client adds 'worker-exit' when the process dies.)
+ */
+export type WorkerErrorCode = 'bad-input' | 'internal';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isStr = (v: unknown): v is string => typeof v === 'string';
+/** Whether `v` is a member of one of the lists above (narrows to the list's type). */
+export const isOneOf = <T extends string>(list: readonly T[], v: unknown): v is T => list.includes(v as T);
 
 function checkCache(c: unknown): string | null {
   if (!isObj(c)) return 'cache options must be an object';
-  if (!POLICIES.includes(c.policy as PolicyName)) return `unknown cache policy ${JSON.stringify(c.policy)}`;
-  if (!isNum(c.keep) || c.keep <= 0 || c.keep > 1) return `cache keep ratio must be in (0, 1], got ${JSON.stringify(c.keep)}`;
+  if (!isOneOf(POLICIES, c.policy)) return `unknown cache policy ${JSON.stringify(c.policy)}`;
+  if (!isNum(c.keep) || c.keep <= 0 || c.keep > 1) return `cache keep must be in (0, 1], got ${JSON.stringify(c.keep)}`;
   if (c.positions !== undefined && c.positions !== 'absolute' && c.positions !== 'compressed') return 'positions must be absolute or compressed';
-  if (c.importance !== undefined && c.importance !== 'sum' && c.importance !== 'mean') return 'importance must be sum or mean';
+  if (c.importance !== undefined && !isOneOf(IMPORTANCES, c.importance)) return `importance must be ${IMPORTANCES.join(' or ')}`;
   if (c.merge !== undefined && typeof c.merge !== 'boolean') return 'merge must be true or false';
+  if (c.releasedSelection !== undefined && typeof c.releasedSelection !== 'boolean') return 'releasedSelection must be true or false';
   return null;
 }
 
@@ -128,7 +168,7 @@ export function parseRequest(m: unknown): { ok: true; request: Request } | { ok:
   switch (m.type) {
     case 'load': {
       const o = m.options;
-      if (!isObj(o) || !isStr(o.modelDir) || !DEVICES.includes(o.device as Device)) return bad('load needs options {modelDir, device}');
+      if (!isObj(o) || !isStr(o.modelDir) || !isOneOf(DEVICES, o.device)) return bad('load needs options {modelDir, device}');
       if (o.dtype !== undefined && !isStr(o.dtype)) return bad('dtype must be a string');
       break;
     }
@@ -140,7 +180,8 @@ export function parseRequest(m: unknown): { ok: true; request: Request } | { ok:
     }
     case 'followUp': {
       if (!isStr(m.question)) return bad('followUp needs a question string');
-      const e = (m.cache === undefined ? null : checkCache(m.cache)) ?? checkGenerate(m.generate);
+      if (m.cache !== undefined) return bad('followUp takes no cache options: the first turn\'s stay for the conversation');
+      const e = checkGenerate(m.generate);
       if (e) return bad(e);
       break;
     }

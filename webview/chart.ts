@@ -1,5 +1,5 @@
 // The cache occupancy chart: per layer, kept entries (bar) against tokens seen (outline) and the budget (line).
-import type { CacheStats } from '../runtime/cache/types.js';
+import type { CacheStats } from '../runtime/protocol.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 

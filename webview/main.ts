@@ -1,7 +1,7 @@
 // The panel's UI. Model output is only ever inserted as text (textContent / text nodes), never as HTML.
-import type { CacheStats } from '../runtime/cache/types.js';
-import type { ImportanceMap } from '../runtime/protocol.js';
-import { MAX_QUESTION_LENGTH, POLICIES_IN_PANEL, KEEP_MIN, KEEP_MAX, type FromWebview, type ToWebview } from '../extension/webviewMessages.js';
+import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheStats, type ImportanceMap } from '../runtime/protocol.js';
+import { fmtBytes } from '../extension/format.js';
+import { MAX_QUESTION_LENGTH, type FromWebview, type ToWebview } from '../extension/webviewMessages.js';
 import * as ui from './ui.js';
 import { renderCacheChart } from './chart.js';
 import { drawHeatmap } from './heatmap.js';
@@ -33,7 +33,7 @@ const app = document.getElementById('app')!;
 app.replaceChildren();
 const title = h('h1', { id: 'title', text: 'Elastic VLM' });
 const modelLabel = h('span', { id: 'model', className: 'muted' });
-const policy = ui.dropdown({ id: 'policy', label: 'Cache policy', options: POLICIES_IN_PANEL.map((p) => ({ value: p, label: POLICY_LABELS[p] ?? p })) });
+const policy = ui.dropdown({ id: 'policy', label: 'Cache policy', options: POLICIES.map((p) => ({ value: p, label: POLICY_LABELS[p] ?? p })) });
 const keep = ui.slider({ id: 'keep', label: 'Keep ratio', min: KEEP_MIN, max: KEEP_MAX, step: 0.05 });
 const keepOut = h('output', { id: 'keep-value' });
 const policyLabel = h('label', { text: 'Policy' });
@@ -139,7 +139,7 @@ function setCacheControls(p: string, k: number): void {
 function showStats(s: CacheStats): void {
   const kept = s.perLayerLength.length ? Math.max(...s.perLayerLength) : 0;
   const pct = s.fullBytes > 0 ? (100 * s.bytes) / s.fullBytes : 100;
-  stats.policy.dd.textContent = `${s.policy}, keep ${s.keepRatio}`;
+  stats.policy.dd.textContent = `${s.policy}, keep ${s.keep}`;
   stats.tokens.dd.textContent = String(s.tokensSeen);
   stats.kept.dd.textContent = String(kept);
   stats.budget.dd.textContent = String(s.budget);
@@ -147,13 +147,6 @@ function showStats(s: CacheStats): void {
   stats.merged.dd.textContent = String(s.merged);
   stats.evicted.dd.textContent = String(s.evicted);
   renderCacheChart(chart, s);
-}
-
-function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
 }
 
 function addTurn(turn: number, q: string, followUp: boolean, note?: string): void {
@@ -273,9 +266,9 @@ const sendCache = () => {
   keepOut.textContent = `${Math.round(k * 100)}%`;
   const rounded = Math.round(k * 100) / 100;
   if (policy.value === applied.policy && Math.abs(rounded - applied.keep) < 1e-9) return;
-  if (POLICIES_IN_PANEL.includes(policy.value as never) && rounded >= KEEP_MIN && rounded <= KEEP_MAX) {
+  if (isOneOf(POLICIES, policy.value) && rounded >= KEEP_MIN && rounded <= KEEP_MAX) {
     applied = { policy: policy.value, keep: rounded };
-    send({ type: 'setCache', policy: policy.value as (typeof POLICIES_IN_PANEL)[number], keep: rounded });
+    send({ type: 'setCache', policy: policy.value, keep: rounded });
   }
 };
 policy.onChange(sendCache);

@@ -3,7 +3,7 @@
 // as past_key_values.{i}.key|value; a policy's plan is applied on the device by small ONNX graphs built here, so
 // the cache never crosses to the host. Only the plan's small index tensors travel up.
 //
-// onnxruntime-node 1.30 rules this file obeys (../../shared/reference/onnxruntime-node.md):
+// onnxruntime-node 1.30 rules this file obeys (measured here; docs/gpu.md):
 //   - getData() on a gpu-buffer tensor aborts the process: never called here (tests read back through a
 //     WebGPU Identity session whose outputs stay on the CPU);
 //   - gpu-buffer tensors leak unless dispose()d: every device tensor this store drops is disposed, and the

@@ -1,6 +1,7 @@
 // The KV-cache policy interface. A policy is a small unit with one job, like a kvpress "press":
 // look at scores, then plan which cache slots survive and which are merged. Applying the plan
 // (on the CPU or on the GPU) is the cache store's job, not the policy's.
+import type { Importance } from '../protocol.js';
 
 /**
  * The plan for one layer: `assign[j]` is the new slot of old cache entry j, or -1 to evict it.
@@ -14,8 +15,8 @@ export type LayerAssign = Int32Array;
 export type CachePlan = LayerAssign[] | null;
 
 export interface PolicyOptions {
-  /** Fraction of the KV cache that is KEPT, 0 < keepRatio <= 1 (the reference code's `ratio` is 1 - keepRatio). */
-  keepRatio: number;
+  /** Fraction of the KV cache that is KEPT, 0 < keep <= 1 (the paper's compression ratio r is 1 - keep). */
+  keep: number;
   /** Always-kept prefix (attention sinks / instruction start). */
   startSize?: number;
   /** Elastic decode stage: eviction index P = kept prompt length + distance. */
@@ -25,13 +26,13 @@ export interface PolicyOptions {
   /** H2O: share of the budget given to heavy hitters (the rest is the recent window). */
   heavyShare?: number;
   /** Elastic: reproduce the released code's selection bug (ranks used as indices, missing start offset). */
-  literal?: boolean;
+  releasedSelection?: boolean;
   /**
    * Elastic stage-1 importance: 'sum' (the paper: un-normalised column sums) or 'mean' (each column sum divided by
    * the number of prompt queries that can see the key). Causal attention lets early keys collect mass from more
    * queries, so 'sum' ranks the last prompt tokens (the question) lowest; 'mean' removes that positional bias.
    */
-  importance?: 'sum' | 'mean';
+  importance?: Importance;
   /** Elastic stage 1: merge dropped entries into their nearest anchor (the paper, default) or just drop them. */
   merge?: boolean;
 }
@@ -69,25 +70,10 @@ export interface CachePolicy {
   readonly name: string;
   /** Whether this policy needs the decoder's attention-importance outputs. */
   readonly needsScores: boolean;
+  /** Entries this policy may hold after `tokensSeen` tokens (budget.ts's rule, with this policy's minimum). */
+  budget(tokensSeen: number): number;
   /** After a prompt (first turn or follow-up) was prefilled. */
   afterPrefill(ctx: PrefillContext): CachePlan;
   /** After one decode step appended one entry. */
   afterStep(ctx: StepContext): CachePlan;
-}
-
-/** What the cache did, reported after every step (UI live view, CLI --json). */
-export interface CacheStats {
-  policy: string;
-  keepRatio: number;
-  tokensSeen: number;
-  /** k x tokensSeen, rounded as the policies round it. */
-  budget: number;
-  perLayerLength: number[];
-  /** Bytes held by the kept keys and values. */
-  bytes: number;
-  /** Bytes a full cache would hold for the same tokens. */
-  fullBytes: number;
-  merged: number;
-  evicted: number;
-  location: 'cpu' | 'gpu';
 }

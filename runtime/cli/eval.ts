@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, packageRoot } from '../paths.js';
 import { Vlm } from '../vlm.js';
-import type { PolicyName } from '../protocol.js';
+import type { Importance, PolicyName } from '../protocol.js';
 import { exactMatch, perplexity, rougeL } from '../eval/metrics.js';
 import { linePlotSvg } from '../eval/plot.js';
 import { machineInfo } from '../eval/machine.js';
@@ -29,9 +29,9 @@ export interface EvalRow {
   keep: number;
   positions: 'absolute' | 'compressed';
   /** Elastic's stage-1 options when not the paper's (importance 'sum', merge on). */
-  importance?: 'sum' | 'mean';
+  importance?: Importance;
   merge?: boolean;
-  literal?: boolean;
+  releasedSelection?: boolean;
   accuracy: number;
   perTask: Record<string, number>;
   rougeL: number | null;
@@ -61,9 +61,9 @@ export function readSamples(file: string): Sample[] {
 
 export interface Variant {
   positions: 'absolute' | 'compressed';
-  importance?: 'sum' | 'mean';
+  importance?: Importance;
   merge?: boolean;
-  literal?: boolean;
+  releasedSelection?: boolean;
 }
 
 export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: PolicyName; keep: number }[],
@@ -81,7 +81,7 @@ export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: Pol
   const rows: EvalRow[] = [];
   for (const cell of cells) {
     const t0 = performance.now();
-    const elasticOpts = cell.policy === 'elastic' ? { importance: variant.importance, merge: variant.merge, literal: variant.literal } : {};
+    const elasticOpts = cell.policy === 'elastic' ? { importance: variant.importance, merge: variant.merge, releasedSelection: variant.releasedSelection } : {};
     const cache = { policy: cell.policy, keep: cell.keep, positions, ...elasticOpts };
     const taskHits = new Map<string, [number, number]>();
     const rouges: number[] = [];
@@ -119,7 +119,7 @@ export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: Pol
       positions,
       ...(cell.policy === 'elastic' && variant.importance ? { importance: variant.importance } : {}),
       ...(cell.policy === 'elastic' && variant.merge === false ? { merge: false } : {}),
-      ...(cell.policy === 'elastic' && variant.literal ? { literal: true } : {}),
+      ...(cell.policy === 'elastic' && variant.releasedSelection ? { releasedSelection: true } : {}),
       accuracy: total ? hits / total : NaN,
       perTask,
       rougeL: rouges.length ? rouges.reduce((a, b) => a + b, 0) / rouges.length : null,
@@ -148,7 +148,7 @@ export function markdownTable(rows: EvalRow[]): string {
   const head = ['policy', 'keep', 'positions', 'accuracy', 'ROUGE-L', 'PPL', 'kept/seen', ...tasks];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
-    const variant = [r.literal ? 'released code' : '', r.importance === 'mean' ? 'mean importance' : '', r.merge === false ? 'no merge' : ''].filter(Boolean).join(', ');
+    const variant = [r.releasedSelection ? 'released code' : '', r.importance === 'mean' ? 'mean importance' : '', r.merge === false ? 'no merge' : ''].filter(Boolean).join(', ');
     lines.push(`| ${[variant ? `${r.policy} (${variant})` : r.policy, r.keep, r.positions, r.accuracy.toFixed(3), r.rougeL === null ? '-' : r.rougeL.toFixed(3), r.ppl.toFixed(3),
       r.keptShare.toFixed(3), ...tasks.map((t) => (r.perTask[t] === undefined ? '-' : r.perTask[t].toFixed(2)))].join(' | ')} |`);
   }
@@ -188,7 +188,7 @@ async function main(): Promise<number> {
         positions: { type: 'string' },
         importance: { type: 'string' },
         merge: { type: 'string' },
-        literal: { type: 'boolean' },
+        'released-selection': { type: 'boolean' },
         data: { type: 'string' },
         docs: { type: 'string' },
       },
@@ -197,10 +197,10 @@ async function main(): Promise<number> {
     const keeps = (listOption(values.keep) ?? ALL_KEEPS.map(String)).map((k) => parseKeep(k));
     const positions = (values.positions ?? 'absolute') as 'absolute' | 'compressed';
     if (positions !== 'absolute' && positions !== 'compressed') throw new BadInputError('--positions must be absolute or compressed');
-    const importance = values.importance as 'sum' | 'mean' | undefined;
+    const importance = values.importance as Importance | undefined;
     if (importance !== undefined && importance !== 'sum' && importance !== 'mean') throw new BadInputError('--importance must be sum or mean');
     if (values.merge !== undefined && values.merge !== 'on' && values.merge !== 'off') throw new BadInputError('--merge must be on or off');
-    const variant: Variant = { positions, importance, merge: values.merge === undefined ? undefined : values.merge === 'on', literal: values.literal };
+    const variant: Variant = { positions, importance, merge: values.merge === undefined ? undefined : values.merge === 'on', releasedSelection: values['released-selection'] };
     const dataFile = resolve(values.data ?? join(packageRoot(), 'data', 'heldout', 'samples.jsonl'));
     let samples = readSamples(dataFile);
     if (values.limit !== undefined) samples = samples.slice(0, parseIntOption('limit', values.limit, samples.length, 1, 1e6));
@@ -225,7 +225,7 @@ async function main(): Promise<number> {
     if (values.docs) {
       const dir = resolve(values.docs);
       mkdirSync(dir, { recursive: true });
-      const suffix = [positions === 'absolute' ? '' : '-compressed', importance === 'mean' ? '-mean' : '', variant.merge === false ? '-nomerge' : '', variant.literal ? '-literal' : ''].join('');
+      const suffix = [positions === 'absolute' ? '' : '-compressed', importance === 'mean' ? '-mean' : '', variant.merge === false ? '-nomerge' : '', variant.releasedSelection ? '-released' : ''].join('');
       writeFileSync(join(dir, `eval${suffix}.json`), `${JSON.stringify({ machine, samples: samples.length, rows }, null, 1)}\n`);
       writeFileSync(join(dir, `eval-accuracy${suffix}.svg`), evalPlot(rows, 'accuracy'));
       writeFileSync(join(dir, `eval-rougeL${suffix}.svg`), evalPlot(rows, 'rougeL'));

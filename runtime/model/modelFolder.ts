@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadInputError } from '../errors.js';
+import { onnxFileName, REQUIRED_ROOT_FILES, type ModelGraph } from './layout.js';
 
 export interface ImageProcessorConfig {
   doResize: boolean;
@@ -55,23 +56,25 @@ function num(v: unknown, file: string, key: string): number {
   return v;
 }
 
-/** The onnx/ file for a dtype variant: '' or 'fp32' -> name.onnx, else name_{dtype}.onnx (as published). */
-export function onnxFile(dir: string, base: string, dtype: string): string {
-  const suffix = !dtype || dtype === 'fp32' ? '' : `_${dtype}`;
-  const p = join(dir, 'onnx', `${base}${suffix}.onnx`);
-  if (!existsSync(p)) throw new BadInputError(`model folder ${dir} is missing onnx/${base}${suffix}.onnx`);
-  if (statSync(p).size < 16) throw new BadInputError(`onnx/${base}${suffix}.onnx in ${dir} is truncated`);
+/** The onnx/ file of a graph for a dtype variant (layout.ts names it), checked to exist. */
+function onnxFile(dir: string, graph: ModelGraph, dtype: string): string {
+  const name = onnxFileName(graph, dtype);
+  const p = join(dir, name);
+  if (!existsSync(p)) throw new BadInputError(`model folder ${dir} is missing ${name}`);
+  if (statSync(p).size < 16) throw new BadInputError(`${name} in ${dir} is truncated`);
   return p;
 }
 
 export function readModelFolder(dir: string, dtype = ''): ModelConfig {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BadInputError(`model folder not found: ${dir}`);
+  for (const f of REQUIRED_ROOT_FILES) if (!existsSync(join(dir, f))) throw new BadInputError(`model folder ${dir} is missing ${f}`);
   const config = readJson(dir, 'config.json', true)!;
   const pre = readJson(dir, 'preprocessor_config.json', true)!;
   const proc = readJson(dir, 'processor_config.json', false);
   const tokenizerJson = readJson(dir, 'tokenizer.json', true)!;
   const tokenizerConfig = readJson(dir, 'tokenizer_config.json', true)!;
-  const gen = readJson(dir, 'generation_config.json', true)!;
+  // Optional: the end tokens are in config.json too.
+  const gen = readJson(dir, 'generation_config.json', false) ?? {};
 
   const text = config.text_config;
   const vision = config.vision_config;
@@ -96,7 +99,7 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
 
   const eos = gen.eos_token_id ?? config.eos_token_id ?? text.eos_token_id;
   const eosTokenIds = (Array.isArray(eos) ? eos : [eos]).filter((v) => typeof v === 'number');
-  if (eosTokenIds.length === 0) throw new BadInputError('generation_config.json: eos_token_id is missing');
+  if (eosTokenIds.length === 0) throw new BadInputError('no eos_token_id in generation_config.json or config.json');
 
   const longest = pre.size?.longest_edge;
   const tile = pre.max_image_size?.longest_edge ?? imgSize;

@@ -4,9 +4,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type {
-  AskResult, CacheOptions, GenerateOptions, ImportanceMap, LoadOptions, ModelInfo, Request, WorkerEvent,
+  AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, LoadOptions, ModelInfo, Request, WorkerErrorCode,
+  WorkerEvent,
 } from '../protocol.js';
-import type { CacheStats } from '../cache/types.js';
 
 export interface WorkerClientOptions {
   /** Path of the bundled worker entry (dist/worker.js) or a .ts file run through tsx. */
@@ -23,9 +23,9 @@ export interface AskHandlers {
   onProgress?: (stage: string, detail?: string) => void;
 }
 
-/** An error from the worker; `code` tells bad input from internal failures and worker deaths. */
+/** An error of a request: the worker's own (bad input, internal), or 'worker-exit' when its process died. */
 export class WorkerError extends Error {
-  constructor(message: string, readonly code: 'bad-input' | 'internal' | 'cancelled' | 'worker-exit') {
+  constructor(message: string, readonly code: WorkerErrorCode | 'worker-exit') {
     super(message);
     this.name = 'WorkerError';
   }
@@ -38,7 +38,7 @@ interface Pending {
 }
 
 type AskBody = { image: string; question: string; cache: CacheOptions; generate: GenerateOptions };
-type FollowUpBody = { question: string; cache?: CacheOptions; generate: GenerateOptions };
+type FollowUpBody = { question: string; generate: GenerateOptions };
 // Distributive Omit, so each request kind keeps its own fields.
 type Body<R> = R extends unknown ? Omit<R, 'id'> : never;
 
@@ -76,7 +76,7 @@ export class WorkerClient extends EventEmitter {
     return info;
   }
 
-  /** Asks about an image; returns the request id (for cancel) and the final result. */
+  /** Asks about an image; returns the request id (for cancel) and the final result (stopReason 'cancelled' if cancelled). */
   ask(body: AskBody, handlers?: AskHandlers): { id: number; result: Promise<AskResult> } {
     return this.request({ type: 'ask', ...body }, handlers);
   }

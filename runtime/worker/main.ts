@@ -2,9 +2,9 @@
 // questions. ONNX Runtime blocks this process's event loop while it runs, never the extension host's.
 // Requests run one at a time in arrival order (a second ask waits for the first; the client may cancel it);
 // a cancel takes effect between two decode steps. Bad messages get an error event, never a crash.
-import { parseRequest, type Request, type WorkerEvent } from '../protocol.js';
-import { isBadInput, oneLine, CancelledError } from '../errors.js';
-import { Vlm, type Conversation } from '../vlm.js';
+import { parseRequest, type AskResult, type CacheOptions, type Request, type WorkerEvent } from '../protocol.js';
+import { isBadInput, oneLine, BadInputError } from '../errors.js';
+import { Vlm, type AskCallbacks, type Conversation } from '../vlm.js';
 
 const send = (ev: WorkerEvent) => process.send?.(ev);
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -27,8 +27,9 @@ process.on('message', (raw) => {
     cancelled.add(req.target);
     const k = queue.findIndex((q) => q.id === req.target);
     if (k !== -1) {
-      queue.splice(k, 1);
-      send({ type: 'error', id: req.target, message: 'cancelled', code: 'cancelled' });
+      // A queued request ends as one in flight does: done, cancelled, with what it made (nothing yet).
+      const [q] = queue.splice(k, 1);
+      if (q.type === 'ask' || q.type === 'followUp') send({ type: 'done', id: q.id, result: cancelledBeforeStart(q) });
     }
     return;
   }
@@ -50,6 +51,24 @@ async function pump(): Promise<void> {
 
 // Lets queued IPC messages (a cancel) in between decode steps.
 const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
+
+/** The result of an ask or follow-up cancelled before it started: no tokens, the cache as it stands. */
+function cancelledBeforeStart(req: Extract<Request, { type: 'ask' | 'followUp' }>): AskResult {
+  const cache: CacheOptions = req.type === 'ask' ? req.cache : { policy: 'full', keep: 1 };
+  return {
+    answer: '',
+    promptTokens: 0,
+    imageTokens: 0,
+    generatedTokens: 0,
+    executionProvider: vlm?.provider ?? 'none',
+    stopReason: 'cancelled',
+    timings: { loadMs: vlm?.loadMs ?? 0, visionMs: 0, prefillMs: 0, firstTokenMs: 0, decodeTokensPerSecond: 0 },
+    cache: req.type === 'followUp' && conversation ? conversation.stats() : {
+      policy: cache.policy, keep: cache.keep, tokensSeen: 0, budget: 0, perLayerLength: [], bytes: 0, fullBytes: 0,
+      merged: 0, evicted: 0, location: vlm?.provider === 'webgpu' ? 'gpu' : 'cpu',
+    },
+  };
+}
 
 async function handle(req: Request): Promise<void> {
   try {
@@ -77,11 +96,11 @@ async function handle(req: Request): Promise<void> {
       }
       case 'ask':
       case 'followUp': {
-        if (!vlm) throw Object.assign(new Error('no model loaded'), { kind: 'bad-input' });
-        const callbacks = {
-          onToken: (text: string, index: number) => send({ type: 'token', id: req.id, text, index }),
-          onStats: (stats: import('../cache/types.js').CacheStats) => send({ type: 'cacheStats', id: req.id, stats }),
-          onImportance: (map: import('../protocol.js').ImportanceMap) => send({ type: 'importance', id: req.id, map }),
+        if (!vlm) throw new BadInputError('no model loaded');
+        const callbacks: AskCallbacks = {
+          onToken: (text, index) => send({ type: 'token', id: req.id, text, index }),
+          onStats: (stats) => send({ type: 'cacheStats', id: req.id, stats }),
+          onImportance: (map) => send({ type: 'importance', id: req.id, map }),
           isCancelled: () => cancelled.has(req.id),
           yieldEachStep: yieldToIo,
         };
@@ -92,7 +111,7 @@ async function handle(req: Request): Promise<void> {
           conversation = vlm.conversation();
           result = await conversation.ask(req.image, req.question, { cache: req.cache, generate: req.generate }, callbacks);
         } else {
-          if (!conversation) throw Object.assign(new Error('no conversation to follow up: ask about an image first'), { kind: 'bad-input' });
+          if (!conversation) throw new BadInputError('no conversation to follow up: ask about an image first');
           send({ type: 'progress', id: req.id, stage: 'prefill' });
           result = await conversation.followUp(req.question, { generate: req.generate }, callbacks);
         }
@@ -108,7 +127,7 @@ async function handle(req: Request): Promise<void> {
         return;
     }
   } catch (e) {
-    const code = e instanceof CancelledError ? 'cancelled' : isBadInput(e) ? 'bad-input' : 'internal';
+    const code = isBadInput(e) ? 'bad-input' : 'internal';
     if (code === 'internal') log(`internal error: ${(e as Error).stack ?? e}`);
     send({ type: 'error', id: req.id, message: oneLine(e), code });
   } finally {

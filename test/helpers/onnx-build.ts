@@ -13,7 +13,7 @@ export {
 export type { Dim, AttrValue, NodeOptions } from '../../runtime/onnx/build.js';
 
 /** A deterministic pseudo-random generator (the runtime's seeded sampler's mulberry32) for test weights and inputs. */
-export { seededRandom as rng } from '../../runtime/sampling.js';
+export { seededRandom as rng } from '../../runtime/generate/sampling.js';
 
 /** n values uniform in [-scale, scale). */
 export function randn(r: () => number, n: number, scale = 1): Float32Array {

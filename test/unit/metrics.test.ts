@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { exactMatch, lcsLength, perplexity, rougeL } from '../../runtime/eval/metrics.js';
-import { argmax, logProb, makeSampler } from '../../runtime/sampling.js';
+import { argmax, logProb, makeSampler } from '../../runtime/generate/sampling.js';
 import { parseRequest } from '../../runtime/protocol.js';
 
 test('exact match ignores case, spacing and a final full stop', () => {
@@ -46,7 +46,11 @@ test('protocol: malformed messages are rejected with a reason', () => {
   const bad = parseRequest({ type: 'ask', id: 3, image: 'a.png', question: 'q', cache: { policy: 'nope', keep: 0.5 }, generate: { maxNewTokens: 4 } });
   assert.ok(!bad.ok && /unknown cache policy/.test(bad.error) && bad.id === 3);
   const keep = parseRequest({ type: 'ask', id: 3, image: 'a.png', question: 'q', cache: { policy: 'elastic', keep: 1.5 }, generate: { maxNewTokens: 4 } });
-  assert.ok(!keep.ok && /keep ratio/.test(keep.error));
+  assert.ok(!keep.ok && /cache keep must be in \(0, 1\]/.test(keep.error));
+  // A follow-up keeps the first turn's cache options: a cache field would be silently ignored, so it is refused.
+  const fu = parseRequest({ type: 'followUp', id: 5, question: 'q', cache: { policy: 'h2o', keep: 0.5 }, generate: { maxNewTokens: 4 } });
+  assert.ok(!fu.ok && /followUp takes no cache options/.test(fu.error));
+  assert.ok(parseRequest({ type: 'followUp', id: 6, question: 'q', generate: { maxNewTokens: 4 } }).ok);
   assert.equal(parseRequest({ type: 'explode', id: 2 }).ok, false);
   const ok = parseRequest({ type: 'ask', id: 4, image: 'a.png', question: 'q', cache: { policy: 'elastic', keep: 0.5 }, generate: { maxNewTokens: 4 } });
   assert.ok(ok.ok);

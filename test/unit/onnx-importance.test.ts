@@ -10,12 +10,8 @@ import * as path from 'node:path';
 import type * as OrtTypes from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { BOOL, F32, GraphBuilder, I32, I64, decodeModel, encodeModel, randn, rng } from '../helpers/onnx-build.js';
-import {
-  NoAttentionError,
-  UnsupportedModelError,
-  deriveScoredDecoder,
-  rewriteForImportance,
-} from '../../runtime/onnx/importance.js';
+import { NoAttentionError, UnsupportedModelError, rewriteForImportance } from '../../runtime/onnx/importance.js';
+import { deriveScoredDecoder } from '../../runtime/onnx/derive.js';
 
 let ort: typeof OrtTypes;
 before(async () => {

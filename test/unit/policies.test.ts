@@ -2,15 +2,11 @@
 // elastic eviction sequence, budget arithmetic at every step, multi-turn, H2O remapping, sinks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  budgetFor,
-  createPolicy,
-  elasticMergeAssign,
-  literalMergeAssign,
-  ElasticPolicy,
-  H2OPolicy,
-  StreamingPolicy,
-} from '../../runtime/cache/policies/index.js';
+import { createPolicy } from '../../runtime/cache/policies/index.js';
+import { budgetFor } from '../../runtime/cache/policies/budget.js';
+import { elasticMergeAssign, releasedMergeAssign, ElasticPolicy } from '../../runtime/cache/policies/elastic.js';
+import { H2OPolicy } from '../../runtime/cache/policies/h2o.js';
+import { StreamingPolicy } from '../../runtime/cache/policies/streaming.js';
 import { applyAssign, planSummary, validatePlan } from '../../runtime/cache/compact.js';
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions } from '../../runtime/cache/types.js';
 
@@ -123,27 +119,27 @@ test('elastic stage 1: prefix and last token are never merge targets', () => {
   assert.deepEqual(arr(elasticMergeAssign([5, 5, 1, 2, 3, 4, 5, 5], 8, 3, 2)), [0, 1, -1, -1, -1, -1, -1, 2]);
 });
 
-test('elastic literal (released code) differs from the fixed top-k on the same scores', () => {
+test('elastic released-selection (released code) differs from the fixed top-k on the same scores', () => {
   // sub = score[1..9) = [.5 .1 .8 .2 .2 .9 .05 .7]; argsort(sub) = [6 1 3 4 0 7 2 5]; F = 4.
   // Kept RANKS i with argsort[i] > 4: i = 0 (6), 5 (7), 7 (5) -> positions i + 1 = {1, 6, 8}.
   // Thrown ranks (argsort <= 4): i = 1 2 3 4 6, used WITHOUT the +1 offset: t = {1, 2, 3, 4, 6}.
   // Slots: 0->0 1->1 6->2 8->3 9->4 (5 entries: the released `>` keeps budget - 1).
   // t=1 and t=6 are kept themselves (own slot only); t=2 -> nearest anchor 1; t=3: |1-3|=2 < |6-3|=3 -> 1;
   // t=4: |6-4|=2 < |1-4|=3 -> 6. Positions 5 and 7 are neither kept nor thrown: evicted.
-  const literal = literalMergeAssign(SCORE, 10, 6, 1);
+  const literal = releasedMergeAssign(SCORE, 10, 6, 1);
   assert.deepEqual(arr(literal), [0, 1, 1, 1, 2, -1, 2, -1, 3, 4]);
   const fixed = elasticMergeAssign(SCORE, 10, 6, 1);
   assert.notDeepEqual(arr(literal), arr(fixed));
   // The fixed version keeps the top-4 scores of [1, 9) as anchors (1 3 6 8); the literal one keeps 1 6 8
   // and loses 3 (score .8) while keeping 1 (.5) - that is what the fix is worth here.
-  const policy = new ElasticPolicy({ keepRatio: 0.6, startSize: 1, literal: true });
-  assert.equal(policy.name, 'elastic-literal');
+  const policy = new ElasticPolicy({ keep: 0.6, startSize: 1, releasedSelection: true });
+  assert.equal(policy.name, 'elastic-released');
   const plan = policy.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: [f32(SCORE)] });
   assert.deepEqual(arr(plan![0]), arr(literal));
 });
 
 test('elastic policy: one index set per layer, all layers the same length', () => {
-  const p = new ElasticPolicy({ keepRatio: 0.6, startSize: 1, distance: -2 });
+  const p = new ElasticPolicy({ keep: 0.6, startSize: 1, distance: -2 });
   const other = f32([9, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]); // drops 8 7 6 5 -> all into anchor 4
   const plan = p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: [f32(SCORE), other] });
   assert.ok(plan);
@@ -158,7 +154,7 @@ test('elastic policy: one index set per layer, all layers the same length', () =
 
 test('elastic decode: fixed P, evicted original ids over 30 steps (k = 0.5, 20-token prompt)', () => {
   const sim = new Sim(2);
-  const p = new ElasticPolicy({ keepRatio: 0.5, distance: -3 }); // startSize 4 (default)
+  const p = new ElasticPolicy({ keep: 0.5, distance: -3 }); // startSize 4 (default)
   sim.append(20);
   // score = position: the 10 lowest of [4, 19) are 4..13, all merged into anchor 14.
   const ramp = Float32Array.from({ length: 20 }, (_, j) => j);
@@ -188,17 +184,17 @@ test('elastic decode: fixed P, evicted original ids over 30 steps (k = 0.5, 20-t
 });
 
 test('elastic decode: default distance -25 clamps P to startSize', () => {
-  const p = new ElasticPolicy({ keepRatio: 0.5 });
+  const p = new ElasticPolicy({ keep: 0.5 });
   p.afterPrefill({ cacheLength: 20, newEntries: 20, tokensSeen: 20, scores: [new Float32Array(20)] });
   assert.equal(p.evictionIndex, 4); // max(4, 10 - 25)
   const plan = p.afterStep({ cacheLength: 12, tokensSeen: 22, scores: null });
   assert.deepEqual(arr(plan![0]), [0, 1, 2, 3, -1, 4, 5, 6, 7, 8, 9, 10]);
-  assert.throws(() => new ElasticPolicy({ keepRatio: 0.5 }).afterStep({ cacheLength: 3, tokensSeen: 3, scores: null }), /before afterPrefill/);
+  assert.throws(() => new ElasticPolicy({ keep: 0.5 }).afterStep({ cacheLength: 3, tokensSeen: 3, scores: null }), /before afterPrefill/);
 });
 
 test('elastic multi-turn: a follow-up prefill compresses the whole cache to k x T and resets P', () => {
   const sim = new Sim(1);
-  const p = new ElasticPolicy({ keepRatio: 0.5, distance: -3 });
+  const p = new ElasticPolicy({ keep: 0.5, distance: -3 });
   sim.append(20);
   const ramp = (n: number) => [Float32Array.from({ length: n }, (_, j) => j)];
   sim.apply(p.afterPrefill({ cacheLength: 20, newEntries: 20, tokensSeen: 20, scores: ramp(20) }));
@@ -241,7 +237,7 @@ for (const [name, make, minimum] of COMPRESSING) {
       const r = rng(Math.round(k * 100));
       const layers = 3;
       const sim = new Sim(layers);
-      const policy = make({ keepRatio: k });
+      const policy = make({ keep: k });
       const scores = (len: number) => (policy.needsScores ? randomScores(r, layers, len) : null);
       const prefill = (n: number) => {
         sim.append(n);
@@ -263,10 +259,10 @@ for (const [name, make, minimum] of COMPRESSING) {
   });
 }
 
-test('elastic literal keeps at most the budget (one under right after a prefill)', () => {
+test('elastic released-selection keeps at most the budget (one under right after a prefill)', () => {
   const sim = new Sim(2);
   const r = rng(7);
-  const p = new ElasticPolicy({ keepRatio: 0.5, literal: true });
+  const p = new ElasticPolicy({ keep: 0.5, releasedSelection: true });
   sim.append(40);
   sim.apply(p.afterPrefill({ cacheLength: 40, newEntries: 40, tokensSeen: 40, scores: randomScores(r, 2, 40) }));
   assert.equal(sim.length, 19); // budget 20 - 1 (the released `>` drops F + 1)
@@ -278,17 +274,17 @@ test('elastic literal keeps at most the budget (one under right after a prefill)
 });
 
 test('full: never changes the cache', () => {
-  const p = createPolicy('full', { keepRatio: 0.1 });
+  const p = createPolicy('full', { keep: 0.1 });
   assert.equal(p.needsScores, false);
   assert.equal(p.afterPrefill({ cacheLength: 100, newEntries: 100, tokensSeen: 100, scores: null }), null);
   assert.equal(p.afterStep({ cacheLength: 101, tokensSeen: 101, scores: null }), null);
-  assert.throws(() => createPolicy('nope' as 'full', { keepRatio: 0.5 }), /unknown cache policy/);
+  assert.throws(() => createPolicy('nope' as 'full', { keep: 0.5 }), /unknown cache policy/);
 });
 
 // ---------------------------------------------------------------- h2o
 
 test('h2o: heavy + recent split, accumulator remapped through every plan', () => {
-  const p = new H2OPolicy({ keepRatio: 0.5 }); // heavyShare 0.5
+  const p = new H2OPolicy({ keep: 0.5 }); // heavyShare 0.5
   const sim = new Sim(1);
   const step = (row: number[]): number[] => {
     sim.append(1);
@@ -318,13 +314,13 @@ test('h2o: heavy + recent split, accumulator remapped through every plan', () =>
   // among ids 0 5 6 the lowest is id 6 (2.3). Without remapping, slot 2 would still hold id 5's 4.5.
   assert.deepEqual(step([0, 0, 2, 0, 0, 0]), [6]);
   close(p.accumulated(0), [5.1, 4.5, 0.6, 0, 0]);
-  assert.throws(() => new H2OPolicy({ keepRatio: 0.5 }).afterPrefill({ cacheLength: 3, newEntries: 3, tokensSeen: 3, scores: null }), /needs attention scores/);
+  assert.throws(() => new H2OPolicy({ keep: 0.5 }).afterPrefill({ cacheLength: 3, newEntries: 3, tokensSeen: 3, scores: null }), /needs attention scores/);
 });
 
 // ---------------------------------------------------------------- streaming
 
 test('streaming: 4 sinks + most recent; evicts the oldest non-sink', () => {
-  const p = new StreamingPolicy({ keepRatio: 0.5 });
+  const p = new StreamingPolicy({ keep: 0.5 });
   const sim = new Sim(2);
   sim.append(12);
   // budget 6: sinks 0..3 + the 2 newest (10, 11)
@@ -339,7 +335,7 @@ test('streaming: 4 sinks + most recent; evicts the oldest non-sink', () => {
   assert.deepEqual(evicted, [10, 11, 12]);
   assert.deepEqual(sim.layers[0].flat(), [0, 1, 2, 3, 13, 14, 15, 16, 17]);
   assert.throws(
-    () => new StreamingPolicy({ keepRatio: 0.5 }).afterPrefill({ cacheLength: 12, newEntries: 12, tokensSeen: 12, scores: null }),
+    () => new StreamingPolicy({ keep: 0.5 }).afterPrefill({ cacheLength: 12, newEntries: 12, tokensSeen: 12, scores: null }),
     /numLayers/,
   );
 });

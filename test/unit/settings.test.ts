@@ -9,7 +9,7 @@ test('unset settings take the defaults', () => {
 });
 
 test('valid values are used', () => {
-  const raw = { cacheRatio: 0.05, cachePolicy: 'h2o', modelPath: '/m', device: 'cpu', maxNewTokens: 4096, hubEndpoint: 'https://mirror.example/',
+  const raw = { cacheKeep: 0.05, cachePolicy: 'h2o', modelPath: '/m', device: 'cpu', maxNewTokens: 4096, hubEndpoint: 'https://mirror.example/',
     elasticImportance: 'mean', elasticMerge: false };
   const { settings, problems } = validateSettings(raw);
   assert.deepEqual(problems, []);
@@ -17,28 +17,28 @@ test('valid values are used', () => {
 });
 
 test('invalid values are rejected with a message and the previous valid value is used', () => {
-  const previous: Settings = { ...DEFAULT_SETTINGS, cacheRatio: 0.3, cachePolicy: 'streaming', device: 'cpu', maxNewTokens: 99 };
-  const raw = { cacheRatio: 1.5, cachePolicy: 'magic', modelPath: '', device: 'tpu', maxNewTokens: 2.5, hubEndpoint: 'http://evil.example',
+  const previous: Settings = { ...DEFAULT_SETTINGS, cacheKeep: 0.3, cachePolicy: 'streaming', device: 'cpu', maxNewTokens: 99 };
+  const raw = { cacheKeep: 1.5, cachePolicy: 'magic', modelPath: '', device: 'tpu', maxNewTokens: 2.5, hubEndpoint: 'http://evil.example',
     elasticImportance: 'median', elasticMerge: 'yes' };
   const { settings, problems } = validateSettings(raw, previous);
   assert.equal(settings.elasticImportance, previous.elasticImportance);
   assert.equal(settings.elasticMerge, previous.elasticMerge);
-  assert.ok(problems.some((p) => p.key === 'elasticImportance' && /must be sum or mean/.test(p.reason)));
+  assert.ok(problems.some((p) => p.key === 'elasticImportance' && /must be one of sum, mean/.test(p.reason)));
   assert.ok(problems.some((p) => p.key === 'elasticMerge' && /must be true or false/.test(p.reason)));
-  assert.equal(settings.cacheRatio, 0.3);
+  assert.equal(settings.cacheKeep, 0.3);
   assert.equal(settings.cachePolicy, 'streaming');
   assert.equal(settings.device, 'cpu');
   assert.equal(settings.maxNewTokens, 99);
   assert.equal(settings.hubEndpoint, DEFAULT_SETTINGS.hubEndpoint);
-  assert.deepEqual(problems.map((p) => p.key).sort(), ['cachePolicy', 'cacheRatio', 'device', 'elasticImportance', 'elasticMerge', 'hubEndpoint', 'maxNewTokens']);
-  const msg = describeProblem(problems.find((p) => p.key === 'cacheRatio')!);
-  assert.match(msg, /elasticVlm\.cacheRatio = 1\.5 must be a number from 0\.05 to 1; using 0\.3/);
+  assert.deepEqual(problems.map((p) => p.key).sort(), ['cacheKeep', 'cachePolicy', 'device', 'elasticImportance', 'elasticMerge', 'hubEndpoint', 'maxNewTokens']);
+  const msg = describeProblem(problems.find((p) => p.key === 'cacheKeep')!);
+  assert.match(msg, /elasticVlm\.cacheKeep = 1\.5 must be a number from 0\.05 to 1; using 0\.3/);
 });
 
 test('range edges and wrong types', () => {
   const cases: [keyof Settings, unknown, boolean][] = [
-    ['cacheRatio', 0.05, true], ['cacheRatio', 1, true], ['cacheRatio', 0.049, false], ['cacheRatio', 0, false],
-    ['cacheRatio', -1, false], ['cacheRatio', '0.5', false], ['cacheRatio', NaN, false], ['cacheRatio', null, false],
+    ['cacheKeep', 0.05, true], ['cacheKeep', 1, true], ['cacheKeep', 0.049, false], ['cacheKeep', 0, false],
+    ['cacheKeep', -1, false], ['cacheKeep', '0.5', false], ['cacheKeep', NaN, false], ['cacheKeep', null, false],
     ['maxNewTokens', 1, true], ['maxNewTokens', 4096, true], ['maxNewTokens', 0, false], ['maxNewTokens', 4097, false],
     ['maxNewTokens', 12.5, false], ['cachePolicy', 'full', true], ['cachePolicy', 'ELASTIC', false], ['cachePolicy', 3, false],
     ['device', 'webgpu', true], ['device', 'coreml', true], ['device', 'gpu', false], ['modelPath', 5, false],

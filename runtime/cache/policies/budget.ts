@@ -2,21 +2,21 @@
 // entries at every step and the comparison tables are fair.
 
 /**
- * Cache entries a compressing policy may hold after `tokensSeen` tokens: round(keepRatio x tokensSeen),
+ * Cache entries a compressing policy may hold after `tokensSeen` tokens: round(keep x tokensSeen),
  * rounding half up (x.5 -> x+1; a 1e-9 slack absorbs binary error so that e.g. 0.7 x 15 = 10.5 -> 11),
  * and never below `minimum` (what the policy structurally needs, e.g. its always-kept prefix + 1).
- * `keepRatio` is the KEPT fraction (the reference code's `ratio` is 1 - keepRatio).
+ * `keep` is the KEPT fraction (the reference code's `ratio` is 1 - keep).
  */
-export function budgetFor(keepRatio: number, tokensSeen: number, minimum = 1): number {
-  checkKeepRatio(keepRatio);
+export function budgetFor(keep: number, tokensSeen: number, minimum = 1): number {
+  checkKeep(keep);
   if (!Number.isInteger(tokensSeen) || tokensSeen < 0) {
     throw new RangeError(`tokensSeen must be a non-negative integer, got ${tokensSeen}`);
   }
-  return Math.max(minimum, Math.floor(keepRatio * tokensSeen + 0.5 + 1e-9));
+  return Math.max(minimum, Math.floor(keep * tokensSeen + 0.5 + 1e-9));
 }
 
-export function checkKeepRatio(keepRatio: number): void {
-  if (!(Number.isFinite(keepRatio) && keepRatio > 0 && keepRatio <= 1)) {
-    throw new RangeError(`keepRatio is the fraction of the cache KEPT and must be in (0, 1], got ${keepRatio}`);
+export function checkKeep(keep: number): void {
+  if (!(Number.isFinite(keep) && keep > 0 && keep <= 1)) {
+    throw new RangeError(`keep is the fraction of the cache KEPT and must be in (0, 1], got ${keep}`);
   }
 }

@@ -1,10 +1,11 @@
-// Elastic Cache (Liu et al., ECCV 2024), as /shared/reference/elastic-cache.md states it.
+// Elastic Cache (Liu et al., ECCV 2024), as docs/elastic-cache.md states it.
 // Stage 1 (afterPrefill): per layer, drop the lowest-importance entries and fold each into the
 // nearest kept "anchor" by position (mean merge). Stage 2 (afterStep): whenever the cache exceeds
 // the budget, evict the entry at one fixed index P = kept prompt length + distance.
 
+import type { Importance } from '../../protocol.js';
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
-import { budgetFor, checkKeepRatio } from './budget.js';
+import { budgetFor, checkKeep } from './budget.js';
 import { checkScores, evictRangeAssign, lowestFirst, resolveLayers, sameForAllLayers } from './plan.js';
 
 /**
@@ -16,16 +17,16 @@ export const ELASTIC_DEFAULT_START = 4;
 export const ELASTIC_DEFAULT_DISTANCE = -25;
 
 /**
- * Stage 1 for one layer (the intended method). Keeps `keep` of `len` entries: the prefix [0, s), the
- * last entry, and the highest-scoring positions in [s, len-1) as anchors. The F = len - keep lowest
+ * Stage 1 for one layer (the intended method). Keeps `budget` of `len` entries: the prefix [0, s), the
+ * last entry, and the highest-scoring positions in [s, len-1) as anchors. The F = len - budget lowest
  * scores in [s, len-1) are dropped, ties dropping the EARLIER position first (a stable ascending
  * argsort, i.e. `argsort(score)[F:]` kept). Each dropped position merges into the nearest anchor by
- * position, ties to the earlier anchor; with no anchor at all (keep = s + 1) it is simply evicted.
+ * position, ties to the earlier anchor; with no anchor at all (budget = s + 1) it is simply evicted.
  */
-export function elasticMergeAssign(score: ArrayLike<number>, len: number, keep: number, s: number, merge = true): LayerAssign {
+export function elasticMergeAssign(score: ArrayLike<number>, len: number, budget: number, s: number, merge = true): LayerAssign {
   const assign = new Int32Array(len);
   const last = len - 1;
-  const F = len - keep;
+  const F = len - budget;
   if (F <= 0) {
     for (let j = 0; j < len; j++) assign[j] = j;
     return assign;
@@ -43,7 +44,7 @@ export function elasticMergeAssign(score: ArrayLike<number>, len: number, keep: 
 }
 
 /**
- * Stage 1 as the released code does it (`literal: true`), kept to measure what the fix is worth:
+ * Stage 1 as the released code does it (`releasedSelection: true`), kept to measure what the fix is worth:
  *  - selection `where(argsort(sub) > F) + s`: sort RANKS i whose sorted position exceeds F are used as
  *    token indices (so about F + 1 entries go and the layer keeps budget - 1);
  *  - dropped indices `where(argsort(sub) <= F)` lack the `+ s` offset: raw position t merges into the
@@ -52,9 +53,9 @@ export function elasticMergeAssign(score: ArrayLike<number>, len: number, keep: 
  * stays only in its own slot; the released code would also average a copy of it into another anchor.
  * Entries neither selected nor named by a raw dropped index are evicted, as in the released code.
  */
-export function literalMergeAssign(score: ArrayLike<number>, len: number, keep: number, s: number): LayerAssign {
+export function releasedMergeAssign(score: ArrayLike<number>, len: number, budget: number, s: number): LayerAssign {
   const last = len - 1;
-  const F = len - keep;
+  const F = len - budget;
   const m = Math.max(0, last - s);
   const kept = new Uint8Array(len);
   for (let j = 0; j < Math.min(s, len); j++) kept[j] = 1;
@@ -113,32 +114,32 @@ function mergeIntoNearest(dropped: Uint8Array, len: number, s: number, last: num
 export class ElasticPolicy implements CachePolicy {
   readonly name: string;
   readonly needsScores = true;
-  readonly keepRatio: number;
+  readonly keep: number;
   readonly startSize: number;
   readonly distance: number;
-  readonly literal: boolean;
-  readonly importance: 'sum' | 'mean';
+  readonly releasedSelection: boolean;
+  readonly importance: Importance;
   readonly merge: boolean;
   /** Stage-2 eviction index; null until the first prefill. */
   private p: number | null = null;
   private layers = 0;
 
   constructor(opts: PolicyOptions) {
-    checkKeepRatio(opts.keepRatio);
-    this.keepRatio = opts.keepRatio;
+    checkKeep(opts.keep);
+    this.keep = opts.keep;
     this.startSize = opts.startSize ?? ELASTIC_DEFAULT_START;
     this.distance = opts.distance ?? ELASTIC_DEFAULT_DISTANCE;
-    this.literal = opts.literal ?? false;
+    this.releasedSelection = opts.releasedSelection ?? false;
     this.importance = opts.importance ?? 'sum';
     this.merge = opts.merge ?? true;
     if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
     if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
-    this.name = this.literal ? 'elastic-literal' : 'elastic';
+    this.name = this.releasedSelection ? 'elastic-released' : 'elastic';
   }
 
   /** Budget; the minimum is the prefix plus the last prompt token. */
   budget(tokensSeen: number): number {
-    return budgetFor(this.keepRatio, tokensSeen, this.startSize + 1);
+    return budgetFor(this.keep, tokensSeen, this.startSize + 1);
   }
 
   /** Current stage-2 eviction index (before clamping to the cache), for stats and tests. */
@@ -157,16 +158,16 @@ export class ElasticPolicy implements CachePolicy {
     this.layers = resolveLayers(this.name, ctx, this.layers);
     checkScores(this.name, ctx.scores, ctx.cacheLength, this.layers);
     const len = ctx.cacheLength;
-    const keep = Math.min(len, this.budget(ctx.tokensSeen));
+    const budget = Math.min(len, this.budget(ctx.tokensSeen));
     let plan: CachePlan = null;
     let keptLength = len;
-    if (keep < len) {
+    if (budget < len) {
       const scores = this.importance === 'mean' ? ctx.scores.map((sc) => perQuery(sc, len, ctx.newEntries)) : ctx.scores;
-      plan = scores.map((sc) => (this.literal ? literalMergeAssign(sc, len, keep, this.startSize) : elasticMergeAssign(sc, len, keep, this.startSize, this.merge)));
+      plan = scores.map((sc) => (this.releasedSelection ? releasedMergeAssign(sc, len, budget, this.startSize) : elasticMergeAssign(sc, len, budget, this.startSize, this.merge)));
       keptLength = maxSlot(plan[0]) + 1;
     }
     // The released code computes P from the intended kept length (N - F), not the actual one.
-    const base = this.literal ? keep : keptLength;
+    const base = this.releasedSelection ? budget : keptLength;
     this.p = Math.max(this.startSize, base + this.distance);
     return plan;
   }

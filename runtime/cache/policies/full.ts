@@ -6,6 +6,11 @@ export class FullPolicy implements CachePolicy {
   readonly name = 'full';
   readonly needsScores = false;
 
+  /** Everything seen stays. */
+  budget(tokensSeen: number): number {
+    return tokensSeen;
+  }
+
   afterPrefill(): CachePlan {
     return null;
   }

@@ -3,7 +3,7 @@
 // whenever the cache exceeds the shared budget.
 
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
-import { budgetFor, checkKeepRatio } from './budget.js';
+import { budgetFor, checkKeep } from './budget.js';
 import { checkScores, lowestFirst, resolveLayers } from './plan.js';
 
 export const H2O_DEFAULT_HEAVY_SHARE = 0.5;
@@ -11,20 +11,20 @@ export const H2O_DEFAULT_HEAVY_SHARE = 0.5;
 export class H2OPolicy implements CachePolicy {
   readonly name = 'h2o';
   readonly needsScores = true;
-  readonly keepRatio: number;
+  readonly keep: number;
   readonly heavyShare: number;
   /** Per layer, accumulated attention of each current cache entry (fp64 so long runs don't drift). */
   private acc: Float64Array[] = [];
 
   constructor(opts: PolicyOptions) {
-    checkKeepRatio(opts.keepRatio);
-    this.keepRatio = opts.keepRatio;
+    checkKeep(opts.keep);
+    this.keep = opts.keep;
     this.heavyShare = opts.heavyShare ?? H2O_DEFAULT_HEAVY_SHARE;
     if (!(this.heavyShare >= 0 && this.heavyShare <= 1)) throw new RangeError('h2o: heavyShare must be in [0, 1]');
   }
 
   budget(tokensSeen: number): number {
-    return budgetFor(this.keepRatio, tokensSeen, 1);
+    return budgetFor(this.keep, tokensSeen, 1);
   }
 
   /** Budget split: heavy = floor(B x heavyShare), recent = the rest, and always >= 1 (the newest entry). */

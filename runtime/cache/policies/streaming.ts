@@ -2,7 +2,7 @@
 // the oldest non-sink entries go. Needs no scores.
 
 import type { CachePlan, CachePolicy, PolicyOptions, PrefillContext, StepContext } from '../types.js';
-import { budgetFor, checkKeepRatio } from './budget.js';
+import { budgetFor, checkKeep } from './budget.js';
 import { evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
 
 export const STREAMING_DEFAULT_SINKS = 4;
@@ -10,20 +10,20 @@ export const STREAMING_DEFAULT_SINKS = 4;
 export class StreamingPolicy implements CachePolicy {
   readonly name = 'streaming';
   readonly needsScores = false;
-  readonly keepRatio: number;
+  readonly keep: number;
   readonly sinkSize: number;
   private layers = 0;
 
   constructor(opts: PolicyOptions) {
-    checkKeepRatio(opts.keepRatio);
-    this.keepRatio = opts.keepRatio;
+    checkKeep(opts.keep);
+    this.keep = opts.keep;
     this.sinkSize = opts.sinkSize ?? STREAMING_DEFAULT_SINKS;
     if (!(Number.isInteger(this.sinkSize) && this.sinkSize >= 0)) throw new RangeError('streaming: sinkSize must be an integer >= 0');
   }
 
   /** Budget; the minimum is the sinks plus the newest entry. */
   budget(tokensSeen: number): number {
-    return budgetFor(this.keepRatio, tokensSeen, this.sinkSize + 1);
+    return budgetFor(this.keep, tokensSeen, this.sinkSize + 1);
   }
 
   afterPrefill(ctx: PrefillContext): CachePlan {

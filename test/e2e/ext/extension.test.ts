@@ -25,7 +25,7 @@ describe('Elastic VLM in the extension host', function () {
   });
 
   afterEach(async () => {
-    for (const k of ['cacheRatio', 'cachePolicy', 'maxNewTokens', 'device']) {
+    for (const k of ['cacheKeep', 'cachePolicy', 'maxNewTokens', 'device']) {
       await vscode.workspace.getConfiguration('elasticVlm').update(k, undefined, vscode.ConfigurationTarget.Global);
     }
   });
@@ -48,7 +48,7 @@ describe('Elastic VLM in the extension host', function () {
     for (const no of ['.txt', '.pngx', '.tiff', '.md', '']) assert.ok(!re.test(no), no);
     assert.equal(pj.contributes.menus['editor/title'][0].when, 'activeCustomEditorId == imagePreview.previewEditor');
     const props = pj.contributes.configuration.properties;
-    assert.equal(props['elasticVlm.cacheRatio'].minimum, 0.05);
+    assert.equal(props['elasticVlm.cacheKeep'].minimum, 0.05);
     assert.deepEqual(props['elasticVlm.cachePolicy'].enum, ['elastic', 'h2o', 'streaming', 'full']);
     assert.equal(props['elasticVlm.maxNewTokens'].maximum, 4096);
     assert.ok(props['elasticVlm.hubEndpoint']);
@@ -56,11 +56,11 @@ describe('Elastic VLM in the extension host', function () {
 
   it('rejects invalid settings with a message and keeps the previous valid value', async () => {
     const a = await api();
-    await setSetting('cacheRatio', 0.3);
-    assert.equal(a.settings.current.cacheRatio, 0.3);
-    await setSetting('cacheRatio', 7);
-    assert.equal(a.settings.current.cacheRatio, 0.3);
-    assert.ok(a.settings.lastProblems.some((p) => /cacheRatio = 7 must be a number from 0\.05 to 1; using 0\.3/.test(p)), a.settings.lastProblems.join('\n'));
+    await setSetting('cacheKeep', 0.3);
+    assert.equal(a.settings.current.cacheKeep, 0.3);
+    await setSetting('cacheKeep', 7);
+    assert.equal(a.settings.current.cacheKeep, 0.3);
+    assert.ok(a.settings.lastProblems.some((p) => /cacheKeep = 7 must be a number from 0\.05 to 1; using 0\.3/.test(p)), a.settings.lastProblems.join('\n'));
     await setSetting('cachePolicy', 'magic');
     assert.equal(a.settings.current.cachePolicy, 'elastic');
     await setSetting('device', 'tpu');
@@ -141,11 +141,11 @@ describe('Elastic VLM in the extension host', function () {
     const a = await api();
     const pid = a.host.workerPid;
     await setSetting('cachePolicy', 'h2o');
-    await setSetting('cacheRatio', 0.25);
+    await setSetting('cacheKeep', 0.25);
     const rec = await vscode.commands.executeCommand<TurnRecord>('elasticVlm.askAboutImage', wsFile(IMAGE), 'What shapes are there?');
     assert.equal(rec.error, undefined, rec.error?.message);
     assert.equal(rec.stats?.policy, 'h2o');
-    assert.equal(rec.stats?.keepRatio, 0.25);
+    assert.equal(rec.stats?.keep, 0.25);
     assert.ok(rec.stats!.bytes < rec.stats!.fullBytes, `compressed: ${rec.stats!.bytes} of ${rec.stats!.fullBytes} bytes`);
     assert.equal(a.host.workerPid, pid, 'same worker, no reload');
     // A follow-up typed in the panel after a cache change starts a new conversation with the new settings (the

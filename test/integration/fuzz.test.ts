@@ -4,7 +4,7 @@
 // insertions. Every case must give either a well-formed Preprocessed or a one-line BadInputError: never another
 // error type, never a hang, never an unbounded allocation. FUZZ_SEED / FUZZ_CASES / FUZZ_SECONDS override the defaults.
 import { test } from 'node:test';
-import { seededRandom } from '../../runtime/sampling.js';
+import { seededRandom } from '../../runtime/generate/sampling.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

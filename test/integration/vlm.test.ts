@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Vlm } from '../../runtime/vlm.js';
-import { budgetFor } from '../../runtime/cache/policies/index.js';
+import { budgetFor } from '../../runtime/cache/policies/budget.js';
 
 const root = join(__dirname, '..', '..');
 const tiny = join(root, 'test', 'fixtures', 'tiny-model');

@@ -57,6 +57,29 @@ test('worker: cancel stops generation within a step', async () => {
   }
 });
 
+test('worker: a cancel of a queued request ends it as one in flight ends: done, cancelled, no tokens', async () => {
+  const c = client();
+  try {
+    await c.load({ modelDir, device: 'cpu' });
+    let firstTokens = 0;
+    const first = c.ask({ image, question: 'Describe this image.', cache, generate: { maxNewTokens: 40, ignoreEos: true } }, { onToken: () => firstTokens++ });
+    const queued = c.ask({ image, question: 'What is this?', cache: { policy: 'h2o', keep: 0.3 }, generate: { maxNewTokens: 8, ignoreEos: true } });
+    c.cancel(queued.id); // arrives while the first runs: the second is still in the queue
+    const q = await queued.result;
+    assert.equal(q.stopReason, 'cancelled');
+    assert.equal(q.generatedTokens, 0);
+    assert.equal(q.answer, '');
+    assert.equal(q.cache.policy, 'h2o');
+    assert.equal(q.cache.tokensSeen, 0);
+    const r = await first.result;
+    assert.equal(r.stopReason, 'length');
+    assert.equal(r.generatedTokens, 40);
+    assert.ok(firstTokens > 0);
+  } finally {
+    await c.dispose();
+  }
+});
+
 test('worker: SIGKILL mid-generation is reported, and the next ask starts a fresh worker that answers', async () => {
   const c = client();
   try {

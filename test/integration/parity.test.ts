@@ -144,7 +144,7 @@ test('elastic stage 1 equals the independent PyTorch reference: kept positions, 
   const el = JSON.parse(readFileSync(join(refDir, 'elastic.json'), 'utf8'));
   const fx = load(el.fixture);
   const { ElasticPolicy } = await import('../../runtime/cache/policies/elastic.js');
-  const policy = new ElasticPolicy({ keepRatio: el.keep_ratio, startSize: el.start_size });
+  const policy = new ElasticPolicy({ keep: el.keep_ratio, startSize: el.start_size });
   const N = el.prompt_length;
   const plan = policy.afterPrefill({
     cacheLength: N, newEntries: N, tokensSeen: N, numLayers: el.layers.length,

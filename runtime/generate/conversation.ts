@@ -1,0 +1,305 @@
+// One conversation about one image: the KV cache, its policy and the chat history, and the generation loop.
+// The loop reads top to bottom: prefill (forward, adopt, plan, apply), then per token: choose it, stream it, step
+// (forward, adopt, plan, apply); finish. A follow-up extends the same cache: the image is not encoded again.
+import type { Tensor } from 'onnxruntime-node';
+import { BadInputError } from '../errors.js';
+import type { ModelConfig } from '../model/modelFolder.js';
+import { decodeImage, preprocess, type Preprocessed } from '../model/preprocess.js';
+import type { ChatMessage, PromptBuilder } from '../model/prompt.js';
+import { TextStream } from '../model/detokenize.js';
+import type { Provider } from '../model/sessions.js';
+import { CpuKvStore, entryBytes, type KvShape, type KvStore } from '../cache/store.js';
+import { GpuKvStore } from '../cache/gpuStore.js';
+import { createPolicy } from '../cache/policies/index.js';
+import { planSummary } from '../cache/compact.js';
+import type { CachePlan, CachePolicy } from '../cache/types.js';
+import type { AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, Timings } from '../protocol.js';
+import { importanceMap, spliceImageFeatures } from './imageTokens.js';
+import { lastLogits, ones, positionIds, toFloat } from './tensors.js';
+import { TokenChooser } from './tokenChooser.js';
+
+/** What a conversation needs of a loaded model (runtime/vlm.ts's Vlm). */
+export interface LoadedModel {
+  readonly config: ModelConfig;
+  readonly prompt: PromptBuilder;
+  readonly provider: Provider;
+  /** The decoder's attention-importance output names, one per layer; null without scores. */
+  readonly scoreOutputs: string[] | null;
+  readonly kvShape: KvShape;
+  readonly loadMs: number;
+  readonly counters: ForwardCounters;
+  /** Evaluation runs reuse each image's pixel values across cells (set by the caller). */
+  imageMemo: Map<string, Preprocessed> | null;
+  embed(ids: number[]): Promise<Tensor>;
+  vision(pre: Preprocessed): Promise<Tensor>;
+  decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+}
+
+export interface ForwardCounters {
+  visionRuns: number;
+  prefillRuns: number;
+  decodeSteps: number;
+}
+
+export interface AskCallbacks {
+  onToken?: (text: string, index: number) => void;
+  onStats?: (stats: CacheStats) => void;
+  onImportance?: (map: ImportanceMap) => void;
+  /** Checked between decode steps; true stops generation. */
+  isCancelled?: () => boolean;
+  /** Awaited after every decode step (the worker lets its IPC messages in here). */
+  yieldEachStep?: () => Promise<void>;
+  /** After every decoder run: the next-token logits and the attention-importance rows (tests, analysis). */
+  onForward?: (kind: 'prefill' | 'step', logits: Float32Array, scores: Float32Array[] | null) => void;
+  /** Per decode step: its wall time, the part spent in the cache policy (scores, planning, compaction), the cache length. */
+  onStep?: (info: StepInfo) => void;
+}
+
+export interface StepInfo {
+  stepMs: number;
+  policyMs: number;
+  cacheLength: number;
+  tokensSeen: number;
+}
+
+export interface TurnOptions {
+  cache: CacheOptions;
+  generate: GenerateOptions;
+  /** Teacher forcing: feed these tokens instead of sampling and record their log-probabilities. */
+  force?: number[];
+}
+
+export interface TurnResult extends AskResult {
+  /** With `force`: the natural-log probability of each forced token. */
+  forcedLogProbs?: number[];
+  ids: number[];
+}
+
+/** Wall-clock marks of one turn (ms since the turn started). */
+interface Clock {
+  t0: number;
+  visionMs: number;
+  prefillMs: number;
+  firstTokenMs: number;
+  decodeStart: number;
+}
+
+export class Conversation {
+  private store: KvStore | null = null;
+  private policy: CachePolicy | null = null;
+  private cacheOpts: CacheOptions | null = null;
+  private history: ChatMessage[] = [];
+  private tokensSeen = 0;
+  private merged = 0;
+  private evicted = 0;
+  /** The last token chosen but not yet fed to the decoder (the next turn feeds it first). */
+  private pendingToken: number | null = null;
+  private lastStop: AskResult['stopReason'] = 'eos';
+  private imageTokens = 0;
+
+  constructor(private readonly model: LoadedModel) {}
+
+  async ask(image: string | Buffer, question: string, opts: TurnOptions, cb: AskCallbacks = {}): Promise<TurnResult> {
+    const t0 = performance.now();
+    const memo = typeof image === 'string' ? this.model.imageMemo?.get(image) : undefined;
+    const pre = memo ?? (await preprocess(await decodeImage(image), this.model.config.image));
+    if (typeof image === 'string' && this.model.imageMemo && !memo) this.model.imageMemo.set(image, pre);
+    return this.askPreprocessed(pre, question, opts, cb, t0);
+  }
+
+  /** The first turn from pixel values already made (tests feed the reference processor's own). */
+  async askPreprocessed(pre: Preprocessed, question: string, opts: TurnOptions, cb: AskCallbacks = {}, t0 = performance.now()): Promise<TurnResult> {
+    const { config, prompt } = this.model;
+    const { ids, messages } = prompt.firstTurn(question, { rows: pre.rows, cols: pre.cols });
+    const embeds = await this.model.embed(ids);
+    const tv = performance.now();
+    const features = await this.model.vision(pre);
+    const clock: Clock = { t0, visionMs: performance.now() - tv, prefillMs: 0, firstTokenMs: 0, decodeStart: 0 };
+    this.imageTokens = spliceImageFeatures(embeds, features, ids, config.imageTokenId);
+
+    this.reset(opts.cache);
+    this.history = messages;
+    const { result, prefillScores } = await this.generate(embeds, ids.length, opts, cb, clock);
+    if (cb.onImportance && prefillScores) cb.onImportance(importanceMap(prefillScores, ids, config.imageTokenId, pre, config.imageSeqLen));
+    return result;
+  }
+
+  /** Another question on the same cache; the first turn's policy and keep stay for the whole conversation. */
+  async followUp(question: string, opts: Omit<TurnOptions, 'cache'>, cb: AskCallbacks = {}): Promise<TurnResult> {
+    if (!this.store) throw new BadInputError('no conversation to follow up: ask about an image first');
+    const t0 = performance.now();
+    const { ids: delta, messages } = this.model.prompt.followUp(this.history, question);
+    // A turn that stopped at its length limit left its last token unfed: it opens this one.
+    const ids = this.pendingToken !== null && this.lastStop !== 'eos' ? [this.pendingToken, ...delta] : delta;
+    this.history = messages;
+    const embeds = await this.model.embed(ids);
+    const clock: Clock = { t0, visionMs: 0, prefillMs: 0, firstTokenMs: 0, decodeStart: 0 };
+    return (await this.generate(embeds, ids.length, { ...opts, cache: this.cacheOpts! }, cb, clock)).result;
+  }
+
+  dispose(): void {
+    this.store?.dispose();
+    this.store = null;
+  }
+
+  /** The cache right now (the panel's live view, CLI --json). */
+  stats(): CacheStats {
+    const store = this.store!;
+    return {
+      policy: this.cacheOpts!.policy,
+      keep: this.cacheOpts!.keep,
+      tokensSeen: this.tokensSeen,
+      budget: this.policy!.budget(this.tokensSeen),
+      perLayerLength: new Array(store.shape.layers).fill(store.length),
+      bytes: store.bytes(),
+      fullBytes: this.tokensSeen * entryBytes(store.shape),
+      merged: this.merged,
+      evicted: this.evicted,
+      location: store.location,
+    };
+  }
+
+  private reset(cache: CacheOptions): void {
+    this.store?.dispose();
+    this.store = this.model.provider === 'webgpu' ? new GpuKvStore(this.model.kvShape) : new CpuKvStore(this.model.kvShape);
+    this.cacheOpts = cache;
+    this.policy = createPolicy(cache.policy, {
+      keep: cache.keep, startSize: cache.startSize, distance: cache.distance,
+      importance: cache.importance, merge: cache.merge, releasedSelection: cache.releasedSelection,
+    });
+    if (this.policy.needsScores && !this.model.scoreOutputs) {
+      throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give; use streaming or full`);
+    }
+    this.tokensSeen = 0;
+    this.merged = 0;
+    this.evicted = 0;
+    this.pendingToken = null;
+  }
+
+  /** Prefill `n` new entries (embeds), then decode token by token. */
+  private async generate(embeds: Tensor, n: number, opts: TurnOptions, cb: AskCallbacks, clock: Clock):
+    Promise<{ result: TurnResult; prefillScores: Float32Array[] | null }> {
+    const positions = opts.cache.positions ?? 'absolute';
+    const chooser = new TokenChooser(opts.generate, new Set(this.model.config.eosTokenIds), opts.force);
+    const stream = new TextStream((ids) => this.model.prompt.decode(ids));
+    const statsEvery = Math.max(1, opts.generate.statsEvery ?? 4);
+    const generated: number[] = [];
+    let stopReason: AskResult['stopReason'] = 'length';
+
+    const tp = performance.now();
+    const prefill = await this.prefill(embeds, n, positions, cb);
+    clock.prefillMs = performance.now() - tp;
+
+    let logits = prefill.logits;
+    for (let step = 0; step < chooser.steps; step++) {
+      const next = chooser.choose(logits, step);
+      if (step === 0) {
+        clock.firstTokenMs = performance.now() - clock.t0;
+        clock.decodeStart = performance.now();
+      }
+      this.pendingToken = next;
+      if (chooser.ends(next)) {
+        stopReason = 'eos';
+        break;
+      }
+      generated.push(next);
+      const delta = stream.push(next);
+      if (delta) cb.onToken?.(delta, generated.length - 1);
+      if (step === chooser.steps - 1) break; // the last token needs no forward pass
+      await cb.yieldEachStep?.();
+      if (cb.isCancelled?.()) {
+        stopReason = 'cancelled';
+        break;
+      }
+      logits = await this.step(next, positions, cb);
+      if (cb.onStats && generated.length % statsEvery === 0) cb.onStats(this.stats());
+    }
+    return { prefillScores: prefill.scores, result: this.finish(generated, stopReason, n, clock, chooser, cb) };
+  }
+
+  /** Runs the decoder over the new entries with the cache so far; the policy compresses the result. */
+  private async prefill(embeds: Tensor, n: number, positions: 'absolute' | 'compressed', cb: AskCallbacks) {
+    const store = this.store!;
+    const start = positions === 'absolute' ? this.tokensSeen : store.length;
+    const out = await this.model.decoder({
+      inputs_embeds: embeds,
+      attention_mask: ones(store.length + n),
+      position_ids: positionIds(start, n),
+      ...store.feeds(),
+    });
+    this.model.counters.prefillRuns++;
+    store.adopt(out);
+    this.tokensSeen += n;
+    const scores = this.scores(out);
+    const logits = lastLogits(out.logits);
+    cb.onForward?.('prefill', logits, scores);
+    await this.apply(this.policy!.afterPrefill({ cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers }));
+    return { logits, scores };
+  }
+
+  /** Feeds one token: its K/V is appended, then the policy may compress. Returns the next logits. */
+  private async step(token: number, positions: 'absolute' | 'compressed', cb: AskCallbacks): Promise<Float32Array> {
+    const store = this.store!;
+    const ts = performance.now();
+    const out = await this.model.decoder({
+      inputs_embeds: await this.model.embed([token]),
+      attention_mask: ones(store.length + 1),
+      position_ids: positionIds(positions === 'absolute' ? this.tokensSeen : store.length, 1),
+      ...store.feeds(),
+    });
+    this.model.counters.decodeSteps++;
+    store.adopt(out);
+    this.tokensSeen++;
+    this.pendingToken = null;
+    const tpol = performance.now();
+    const scores = this.policy!.needsScores || cb.onForward ? this.scores(out) : null;
+    await this.apply(this.policy!.afterStep({ cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers }));
+    const policyMs = performance.now() - tpol;
+    const logits = lastLogits(out.logits);
+    cb.onForward?.('step', logits, scores);
+    cb.onStep?.({ stepMs: performance.now() - ts, policyMs, cacheLength: store.length, tokensSeen: this.tokensSeen });
+    return logits;
+  }
+
+  /** Closes the turn: the answer joins the history, the last stats go out, the timings are summed up. */
+  private finish(generated: number[], stopReason: AskResult['stopReason'], n: number, clock: Clock, chooser: TokenChooser, cb: AskCallbacks): TurnResult {
+    const decodeMs = performance.now() - clock.decodeStart;
+    this.lastStop = stopReason;
+    const answer = this.model.prompt.decode(generated).trim();
+    this.history = [...this.history, { role: 'assistant', content: [{ type: 'text', text: answer }] }];
+    const stats = this.stats();
+    cb.onStats?.(stats);
+    const timings: Timings = {
+      loadMs: this.model.loadMs,
+      visionMs: clock.visionMs,
+      prefillMs: clock.prefillMs,
+      firstTokenMs: clock.firstTokenMs,
+      decodeTokensPerSecond: generated.length > 1 ? (generated.length - 1) / (decodeMs / 1000) : 0,
+    };
+    return {
+      answer,
+      ids: generated,
+      promptTokens: n,
+      imageTokens: this.imageTokens,
+      generatedTokens: generated.length,
+      executionProvider: this.model.provider,
+      stopReason,
+      timings,
+      cache: stats,
+      forcedLogProbs: chooser.forcing ? chooser.forcedLogProbs : undefined,
+    };
+  }
+
+  private scores(out: Record<string, Tensor>): Float32Array[] | null {
+    const names = this.model.scoreOutputs;
+    return names ? names.map((nm) => toFloat(out[nm])) : null;
+  }
+
+  private async apply(plan: CachePlan): Promise<void> {
+    if (!plan) return;
+    const s = planSummary(plan);
+    this.merged += s.merged;
+    this.evicted += s.evicted;
+    await this.store!.apply(plan);
+  }
+}

@@ -1,0 +1,126 @@
+// The derived decoder on disk: the importance rewrite runs once per source file (keyed by its sha256 and the
+// rewrite's version) into a cache folder; later loads read the derived file. The source is only ever read.
+import { onnx } from 'onnx-proto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { NoAttentionError, type AttentionKind } from './attentionSites.js';
+import { REWRITE_VERSION, rewriteForImportance, type RewriteResult } from './importance.js';
+
+export interface DerivedDecoder {
+  /** The derived model file (inside the cache folder). */
+  path: string;
+  kind: AttentionKind;
+  layers: number;
+  outputNames: string[];
+  /** True when the file came from the cache and no rewrite ran. */
+  cached: boolean;
+  /** sha256 (hex) of the source file. */
+  sourceSha256: string;
+}
+
+export interface DeriveOptions {
+  /** Where derived models are kept; default $XDG_CACHE_HOME/elastic-vlm/derived or ~/.cache/elastic-vlm/derived. */
+  cacheDir?: string;
+}
+
+export function defaultDerivedCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'elastic-vlm', 'derived');
+}
+
+interface CacheMeta {
+  version: number;
+  sourceSha256: string;
+  source: string;
+  bytes?: number;
+  kind?: AttentionKind;
+  layers?: number;
+  outputNames?: string[];
+  /** Recorded when the source has no attention, so later loads fail fast without a rewrite. */
+  noAttention?: string;
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await fsp.writeFile(tmp, data);
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+async function readMeta(file: string): Promise<CacheMeta | undefined> {
+  try {
+    const m = JSON.parse(await fsp.readFile(file, 'utf8')) as CacheMeta;
+    return m && m.version === REWRITE_VERSION ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Returns a decoder derived from `srcPath` with `attn_importance.{i}` outputs, from the cache when a
+ * derivation of the same source bytes (sha256) and rewrite version exists. The source file and its
+ * folder are only read. Rejects with NoAttentionError (message "no attention found in <file>: ...")
+ * when the decoder has no usable attention, and UnsupportedModelError for unsupported models.
+ */
+export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions = {}): Promise<DerivedDecoder> {
+  const dir = opts.cacheDir ?? defaultDerivedCacheDir();
+  let sha = await sha256File(srcPath);
+  const paths = (h: string) => {
+    const base = path.join(dir, `${h}.r${REWRITE_VERSION}`);
+    return { model: `${base}.onnx`, meta: `${base}.json` };
+  };
+  let p = paths(sha);
+
+  const meta = await readMeta(p.meta);
+  if (meta && meta.sourceSha256 === sha) {
+    if (meta.noAttention) throw new NoAttentionError(meta.noAttention);
+    const st = await fsp.stat(p.model).catch(() => undefined);
+    if (st && st.size === meta.bytes && meta.kind && meta.layers !== undefined && meta.outputNames) {
+      return { path: p.model, kind: meta.kind, layers: meta.layers, outputNames: meta.outputNames, cached: true, sourceSha256: sha };
+    }
+  }
+
+  const bytes = await fsp.readFile(srcPath);
+  // Key by the bytes actually read (the file may have changed since it was hashed).
+  sha = createHash('sha256').update(bytes).digest('hex');
+  p = paths(sha);
+  await fsp.mkdir(dir, { recursive: true });
+
+  let result: RewriteResult;
+  try {
+    const model = onnx.ModelProto.decode(bytes);
+    result = rewriteForImportance(model, { source: srcPath });
+  } catch (e) {
+    if (e instanceof NoAttentionError) {
+      const m: CacheMeta = { version: REWRITE_VERSION, sourceSha256: sha, source: srcPath, noAttention: e.message };
+      await writeAtomic(p.meta, JSON.stringify(m, null, 2)).catch(() => {});
+    }
+    throw e;
+  }
+  const out = onnx.ModelProto.encode(result.model).finish();
+  await writeAtomic(p.model, out);
+  const m: CacheMeta = {
+    version: REWRITE_VERSION,
+    sourceSha256: sha,
+    source: srcPath,
+    bytes: out.byteLength,
+    kind: result.kind,
+    layers: result.layers,
+    outputNames: result.outputNames,
+  };
+  await writeAtomic(p.meta, JSON.stringify(m, null, 2));
+  return { path: p.model, kind: result.kind, layers: result.layers, outputNames: result.outputNames, cached: false, sourceSha256: sha };
+}
