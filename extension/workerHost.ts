@@ -186,10 +186,10 @@ export class WorkerHost implements vscode.Disposable {
       this.setState('generating');
       const wrapped: AskHandlers = {
         ...handlers,
-        onStats: (s) => {
+        onStats: (s, kept) => {
           this.lastStats = s;
           this.statsEmitter.fire(s);
-          handlers.onStats?.(s);
+          handlers.onStats?.(s, kept);
         },
       };
       const generate = { maxNewTokens: body.maxNewTokens, statsEvery: 4 };

@@ -16,7 +16,8 @@ import type { CachePlan, CachePolicy, CacheStats } from './cache/types.js';
 import { planSummary } from './cache/compact.js';
 import { makeSampler, logProb } from './sampling.js';
 import { halfArrayToFloat, f32ToF16 } from './util/half.js';
-import type { AskResult, CacheOptions, Device, GenerateOptions, ImportanceMap, Timings } from './protocol.js';
+import type { AskResult, CacheOptions, Device, GenerateOptions, ImportanceMap, KeptPositions, Timings } from './protocol.js';
+import { KeptTracker } from './cache/kept.js';
 
 export interface VlmLoadOptions {
   modelDir: string;
@@ -30,7 +31,10 @@ export interface VlmLoadOptions {
 
 export interface AskCallbacks {
   onToken?: (text: string, index: number) => void;
-  onStats?: (stats: CacheStats) => void;
+  /** `kept` (which positions each layer holds) comes along when the first turn asked for `trackKept`. */
+  onStats?: (stats: CacheStats, kept?: KeptPositions) => void;
+  /** First turn: keep the per-layer position bookkeeping for the conversation (the panel's cache view). */
+  trackKept?: boolean;
   onImportance?: (map: ImportanceMap) => void;
   /** Checked between decode steps; true stops generation. */
   isCancelled?: () => boolean;
@@ -242,6 +246,8 @@ export class Conversation {
   private pendingToken: number | null = null;
   private lastStop: AskResult['stopReason'] = 'eos';
   private imageTokens = 0;
+  /** Which position each cache slot holds, per layer (only when a caller asked for onKept). */
+  private kept: KeptTracker | null = null;
 
   constructor(private readonly vlm: Vlm) {}
 
@@ -265,6 +271,8 @@ export class Conversation {
     this.imageTokens = spliceImageFeatures(embeds, features, ids, vlm.config.imageTokenId);
 
     this.reset(opts.cache);
+    this.kept = cb.trackKept ? new KeptTracker(vlm.config.numLayers, ids.length) : null;
+    this.kept?.append(ids.map((id) => (id === vlm.config.imageTokenId ? 'i' : 't')).join(''));
     this.history = messages;
     const r = await this.run(embeds, ids.length, opts, cb, t0, visionMs);
     if (cb.onImportance && r.prefillScores) cb.onImportance(importanceMap(r.prefillScores, ids, vlm.config.imageTokenId, pre, vlm.config.imageSeqLen));
@@ -278,6 +286,7 @@ export class Conversation {
     // cache this one shaped (its scores and eviction index live in the policy).
     const { ids: delta, messages } = this.vlm.prompt.followUp(this.history, question);
     const ids = this.pendingToken !== null && this.lastStop !== 'eos' ? [this.pendingToken, ...delta] : delta;
+    this.kept?.append((ids.length > delta.length ? 'g' : '') + 't'.repeat(delta.length));
     this.history = messages;
     const embeds = await this.vlm.embed(ids);
     const r = await this.run(embeds, ids.length, { ...opts, cache: this.cacheOpts! }, cb, t0, 0);
@@ -378,6 +387,7 @@ export class Conversation {
       vlm.counters.decodeSteps++;
       store.adopt(out);
       this.tokensSeen++;
+      this.kept?.append('g');
       this.pendingToken = null;
       const tpol = performance.now();
       const scores = policy.needsScores || cb.onForward ? this.scores(out) : null;
@@ -386,15 +396,14 @@ export class Conversation {
       logits = lastLogits(out.logits);
       cb.onForward?.('step', logits, scores);
       cb.onStep?.({ stepMs: performance.now() - ts, policyMs, cacheLength: store.length, tokensSeen: this.tokensSeen });
-      if (cb.onStats && generated.length % statsEvery === 0) cb.onStats(this.stats());
+      if (cb.onStats && generated.length % statsEvery === 0) this.report(cb);
     }
     const decodeMs = performance.now() - decodeStart;
     if (stopReason !== 'eos' && this.pendingToken === null && generated.length) this.pendingToken = generated[generated.length - 1];
     this.lastStop = stopReason;
     const answer = vlm.prompt.decode(generated).trim();
     this.history = [...this.history, { role: 'assistant', content: [{ type: 'text', text: answer }] }];
-    const stats = this.stats();
-    cb.onStats?.(stats);
+    const stats = this.report(cb);
     const timings: Timings = {
       loadMs: vlm.loadMs,
       visionMs,
@@ -430,7 +439,15 @@ export class Conversation {
     const s = planSummary(plan);
     this.merged += s.merged;
     this.evicted += s.evicted;
+    this.kept?.apply(plan);
     await this.store!.apply(plan);
+  }
+
+  /** Sends the cache statistics (with the kept positions when tracked); returns the statistics. */
+  private report(cb: AskCallbacks): CacheStats {
+    const stats = this.stats();
+    cb.onStats?.(stats, this.kept?.snapshot());
+    return stats;
   }
 
   stats(): CacheStats {

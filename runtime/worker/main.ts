@@ -80,7 +80,9 @@ async function handle(req: Request): Promise<void> {
         if (!vlm) throw Object.assign(new Error('no model loaded'), { kind: 'bad-input' });
         const callbacks = {
           onToken: (text: string, index: number) => send({ type: 'token', id: req.id, text, index }),
-          onStats: (stats: import('../cache/types.js').CacheStats) => send({ type: 'cacheStats', id: req.id, stats }),
+          onStats: (stats: import('../cache/types.js').CacheStats, kept?: import('../protocol.js').KeptPositions) =>
+            send({ type: 'cacheStats', id: req.id, stats, ...(kept ? { kept } : {}) }),
+          trackKept: true,
           onImportance: (map: import('../protocol.js').ImportanceMap) => send({ type: 'importance', id: req.id, map }),
           isCancelled: () => cancelled.has(req.id),
           yieldEachStep: yieldToIo,
