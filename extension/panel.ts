@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { AskResult, ImportanceMap } from '../runtime/protocol.js';
+import type { AskResult, ImportanceMap, KeptPositions } from '../runtime/protocol.js';
 import type { CacheStats } from '../runtime/cache/types.js';
 import { WorkerError } from '../runtime/worker/client.js';
 import { parseWebviewMessage, Throttle, type FromWebview, type ToWebview } from './webviewMessages.js';
@@ -176,6 +176,10 @@ export class ImagePanel implements vscode.Disposable {
       case 'showLog':
         log.show();
         return;
+      case 'pasteImage':
+        // The Paste button: the image from the user's clipboard, asked about in a panel of its own.
+        void vscode.commands.executeCommand('elasticVlm.askAboutClipboardImage', { mime: m.mime, data: m.data });
+        return;
     }
   }
 
@@ -231,7 +235,8 @@ export class ImagePanel implements vscode.Disposable {
       if (tokenBuf) this.post({ type: 'tokens', turn, text: tokenBuf });
       tokenBuf = '';
     };
-    const stats = new Throttle<CacheStats>(STATS_INTERVAL_MS, (s) => this.post({ type: 'stats', stats: s }));
+    let kept: KeptPositions | undefined;
+    const stats = new Throttle<CacheStats>(STATS_INTERVAL_MS, (s) => this.post({ type: 'stats', stats: s, ...(kept ? { kept } : {}) }));
     try {
       const result = await this.host.run(
         this,
@@ -248,8 +253,9 @@ export class ImagePanel implements vscode.Disposable {
             tokenBuf += text;
             tokenTimer ??= setTimeout(flushTokens, TOKEN_BATCH_MS);
           },
-          onStats: (s) => {
+          onStats: (s, k) => {
             rec.stats = s;
+            kept = k;
             stats.push(s);
           },
           onImportance: (map) => {
@@ -308,6 +314,28 @@ export class ImagePanel implements vscode.Disposable {
       log.info(`stop requested (request ${this.currentId})`);
       this.host.cancel(this.currentId);
     }
+  }
+
+  /**
+   * Takes over a conversation asked elsewhere (a @vlm chat thread): shows its turns, and when the worker still holds
+   * it, the panel's follow-ups continue that cache.
+   */
+  adoptConversation(owner: object, turns: { question: string; answer: string; result?: AskResult }[]): void {
+    if (this.running || turns.length === 0) return;
+    const continues = this.host.transfer(owner, this);
+    for (const t of turns) {
+      const turn = ++this.turns;
+      const r = t.result;
+      this.transcript.push({ turn, question: t.question, followUp: turn > 1, answer: t.answer, tokens: r?.generatedTokens ?? 0, stopReason: r?.stopReason, stats: r?.cache, result: r });
+      this.post({ type: 'turn', turn, question: t.question, followUp: turn > 1, note: turn === 1 ? 'From the chat.' : undefined });
+      this.post({ type: 'tokens', turn, text: t.answer });
+      if (r) {
+        this.post({ type: 'stats', stats: r.cache });
+        const { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } = r;
+        this.post({ type: 'done', turn, result: { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } });
+      }
+    }
+    if (!continues) log.info('the chat conversation is no longer in the cache: the next question in the panel starts a new one');
   }
 
   reveal(): void {

@@ -1,12 +1,15 @@
 // The messages between the panel's webview and the extension, and the schema validator for every message the
 // webview sends. No `vscode` import and no DOM: shared by the extension, the webview bundle and the unit tests.
-import type { AskResult, ImportanceMap, PolicyName } from '../runtime/protocol.js';
+import type { AskResult, ImportanceMap, KeptPositions, PolicyName } from '../runtime/protocol.js';
 import type { CacheStats } from '../runtime/cache/types.js';
 
 export const MAX_QUESTION_LENGTH = 4000;
 export const POLICIES_IN_PANEL: readonly PolicyName[] = ['elastic', 'h2o', 'streaming', 'full'];
 export const KEEP_MIN = 0.05;
 export const KEEP_MAX = 1;
+/** Pasted images: the types the worker decodes, at most 20 MB (as base64). */
+export const PASTE_MIMES: readonly string[] = ['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/bmp'];
+export const MAX_PASTE_BASE64 = Math.ceil((20 * 1024 * 1024) / 3) * 4;
 
 /** Webview -> extension. */
 export type FromWebview =
@@ -14,7 +17,9 @@ export type FromWebview =
   | { type: 'ask'; question: string }
   | { type: 'stop' }
   | { type: 'setCache'; policy: PolicyName; keep: number }
-  | { type: 'showLog' };
+  | { type: 'showLog' }
+  /** The panel's Paste button / Ctrl+V: an image from the user's clipboard, base64. */
+  | { type: 'pasteImage'; mime: string; data: string };
 
 /** Extension -> webview. */
 export type ToWebview =
@@ -29,7 +34,7 @@ export type ToWebview =
   | { type: 'turn'; turn: number; question: string; followUp: boolean; note?: string }
   | { type: 'progress'; stage: string; detail?: string }
   | { type: 'tokens'; turn: number; text: string }
-  | { type: 'stats'; stats: CacheStats }
+  | { type: 'stats'; stats: CacheStats; kept?: KeptPositions }
   | { type: 'importance'; map: ImportanceMap }
   | { type: 'done'; turn: number; result: Pick<AskResult, 'stopReason' | 'generatedTokens' | 'promptTokens' | 'imageTokens' | 'executionProvider' | 'timings'> }
   | { type: 'error'; turn: number; message: string; code: string }
@@ -44,6 +49,10 @@ const SCHEMA: Record<FromWebview['type'], Record<string, (v: unknown) => boolean
   showLog: {},
   ask: {
     question: (v) => typeof v === 'string' && v.trim().length > 0 && v.length <= MAX_QUESTION_LENGTH,
+  },
+  pasteImage: {
+    mime: (v) => typeof v === 'string' && PASTE_MIMES.includes(v),
+    data: (v) => typeof v === 'string' && v.length > 0 && v.length <= MAX_PASTE_BASE64 && /^[A-Za-z0-9+/]+={0,2}$/.test(v),
   },
   setCache: {
     policy: (v) => POLICIES_IN_PANEL.includes(v as PolicyName),

@@ -222,6 +222,13 @@ export class WorkerHost implements vscode.Disposable {
     this.client?.cancel(id);
   }
 
+  /** Hands the held conversation from one owner to another (a chat thread opened in the panel). */
+  transfer(from: Owner, to: Owner): boolean {
+    if (this.owner !== from) return false;
+    this.owner = to;
+    return true;
+  }
+
   /** Forgets the conversation of an owner that went away (a closed panel). */
   release(owner: Owner): void {
     if (this.owner === owner) this.owner = null;
