@@ -155,6 +155,8 @@ export class ImagePanel implements vscode.Disposable {
           policy: s.cachePolicy,
           keep: s.cacheRatio,
           model,
+          importance: s.elasticImportance,
+          merge: s.elasticMerge,
         };
         void this.panel.webview.postMessage(init);
         this.webviewReady = true;
@@ -187,7 +189,7 @@ export class ImagePanel implements vscode.Disposable {
   async refreshSettings(): Promise<void> {
     const s = this.settings.current;
     const model = await this.host.resolveModel().then((r) => r.label, () => '');
-    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheRatio, model });
+    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheRatio, model, importance: s.elasticImportance, merge: s.elasticMerge });
   }
 
   /** Asks a question: a new conversation about the image, or a follow-up in this panel's conversation. */

@@ -29,8 +29,11 @@ export type ToWebview =
       policy: PolicyName;
       keep: number;
       model: string;
+      /** Elastic's ranking and merging (the heat map explains what the policy acts on). */
+      importance?: 'sum' | 'mean';
+      merge?: boolean;
     }
-  | { type: 'settings'; policy: PolicyName; keep: number; model: string }
+  | { type: 'settings'; policy: PolicyName; keep: number; model: string; importance?: 'sum' | 'mean'; merge?: boolean }
   | { type: 'turn'; turn: number; question: string; followUp: boolean; note?: string }
   | { type: 'progress'; stage: string; detail?: string }
   | { type: 'tokens'; turn: number; text: string }
