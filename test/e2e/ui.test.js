@@ -21,7 +21,9 @@ async function palette(page, title, timeoutMs = 60000) {
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
     try {
       await row.waitFor({ timeout: 3000 });
-      break;
+      // the exact row: another command may be listed first (Ask About Clipboard Image for "Ask About Image")
+      await row.click();
+      return;
     } catch (e) {
       await page.keyboard.press('Escape');
       if (Date.now() > end) throw e;
@@ -139,7 +141,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     lap(`answer: ${answer.slice(0, 100)} | tokens seen ${tokens} | ${bytes}`);
     if (!/^\d+$/.test(tokens) || Number(tokens) <= 0) throw new Error(`tokens seen: ${tokens}`);
     if (!/of .*\(\d+%\)/.test(bytes)) throw new Error(`bytes: ${bytes}`);
-    if ((await f.locator('#chart rect.kept').count()) < 1) throw new Error('no chart bars');
+    if ((await f.locator('#kept-strips rect.pos').count()) < 1) throw new Error('no kept-position strips');
     await page.locator('.tab', { hasText: 'VLM: ui.png' }).waitFor({ timeout: 5000 });
     await page.waitForTimeout(500);
     await shot('panel-answer');

@@ -83,6 +83,8 @@ describe('Chat participant, language-model tool, clipboard', function () {
     const fu = await panel.ask('Anything else?', true);
     assert.equal(fu.error, undefined, fu.error?.message);
     assert.equal(fu.followUp, true, 'the panel continued the chat conversation in the cache');
+    // the other suites expect no panel of shapes.png from this one
+    (panel as unknown as { dispose(): void }).dispose();
     console.log(`chat: ${JSON.stringify(r.text.slice(0, 160))}`);
   });
 
@@ -165,9 +167,18 @@ describe('Chat participant, language-model tool, clipboard', function () {
     assert.match(textOf(await invoke({ path: 'notes.txt', question: 'q' })), /^Error: notes\.txt is not an image file/);
     assert.match(textOf(await invoke({ path: 'corrupt.png', question: 'What is it?' })), /^Error: /);
     assert.match(textOf(await invoke({ path: 'small.png', question: '  ' })), /^Error: a "question"/);
+    // A cancelled agent request: VS Code itself rejects invokeTool with a cancelled token; the tool, cancelled while it
+    // runs, answers in text.
     const cts = token();
     cts.cancel();
-    assert.equal(textOf(await invoke({ path: 'small.png', question: 'What is this?' }, cts.token)), 'Cancelled: no answer.');
+    await assert.rejects(Promise.resolve(invoke({ path: 'small.png', question: 'What is this?' }, cts.token)), /Cancel/);
+    const a = await api();
+    const running = token();
+    setTimeout(() => running.cancel(), 5);
+    await setSetting('cachePolicy', 'full');
+    await setSetting('maxNewTokens', 1024);
+    const stopped = textOf(await a.agent.tool.invoke({ input: { path: 'shapes.png', question: 'Describe this image.' }, toolInvocationToken: undefined }, running.token));
+    assert.equal(stopped, 'Cancelled: no answer.');
     await setSetting('modelPath', path.join(os.tmpdir(), 'no-such-model'));
     assert.match(textOf(await invoke({ path: 'small.png', question: 'What is this?' })), /^Error: The model folder .* does not exist/);
   });
