@@ -202,7 +202,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     await f.locator('#turn-3.stopped, #turn-3.complete, #turn-3.failed').waitFor({ timeout: 30000 });
     const meta = await f.locator('#turn-3 .meta').textContent();
     if (!(await f.locator('#turn-3.stopped').count())) throw new Error(`the answer was not stopped: ${meta}`);
-    const m = /^stopped: (\d+) tokens/.exec(meta);
+    const m = /^stopped: (\d+) tokens?/.exec(meta);
     if (!m || Number(m[1]) < 1) throw new Error(`meta: ${meta}`); // the worker checks for a stop after each token
     const answer = (await f.locator('#answer-3').textContent()).trim();
     if (!answer) throw new Error('no partial answer shown');
