@@ -9,6 +9,8 @@ import { PanelManager } from './panel.js';
 import { QuestionHistory } from './questionInput.js';
 import { registerCommands } from './commands.js';
 import { modelsRoot } from './modelDownload.js';
+import { registerAgentFeatures, type AgentFeatures } from './agentFeatures.js';
+import { embeddedModelNotice } from './firstRun.js';
 
 /** What activate() returns: used by the extension-host tests. */
 export interface ElasticVlmApi {
@@ -19,6 +21,8 @@ export interface ElasticVlmApi {
   history: QuestionHistory;
   /** Where downloaded models go. */
   modelsDir: string;
+  /** The chat participant, the language-model tool and the clipboard's temp images. */
+  agent: AgentFeatures;
 }
 
 let host: WorkerHost | undefined;
@@ -33,10 +37,18 @@ export function activate(context: vscode.ExtensionContext): ElasticVlmApi {
   const history = new QuestionHistory(context.globalState);
   context.subscriptions.push(settings, statusBar, panels);
   registerCommands({ context, panels, host, settings, history });
+  const agent = registerAgentFeatures({ context, host, settings, panels, history });
 
   // The Stop command is offered in the palette while an answer is being generated.
   context.subscriptions.push(
     host.onDidChangeState((s) => void vscode.commands.executeCommand('setContext', 'elasticVlm.generating', s === 'generating')),
+  );
+  // The first question to the embedded model (panel, chat or tool) says once what it knows.
+  const h0 = host;
+  context.subscriptions.push(
+    host.onDidChangeState((s) => {
+      if (s === 'generating') void h0.resolveModel().then((m) => embeddedModelNotice(context.globalState, m.embedded), () => undefined);
+    }),
   );
   // A new model folder or device: reload now if a worker is running, so the next question does not wait for it.
   const h = host;
@@ -48,7 +60,7 @@ export function activate(context: vscode.ExtensionContext): ElasticVlmApi {
       }
     }),
   );
-  return { host, panels, settings, statusBar, history, modelsDir: modelsRoot(context).fsPath };
+  return { host, panels, settings, statusBar, history, modelsDir: modelsRoot(context).fsPath, agent };
 }
 
 export async function deactivate(): Promise<void> {

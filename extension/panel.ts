@@ -4,10 +4,11 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { AskResult, CacheOptions, CacheStats, ImportanceMap } from '../runtime/protocol.js';
+import type { AskResult, CacheOptions, CacheStats, ImportanceMap, KeptPositions } from '../runtime/protocol.js';
 import { WorkerError } from '../runtime/worker/client.js';
 import { parseWebviewMessage, Throttle, type FromWebview, type ToWebview } from './webviewMessages.js';
 import type { SettingsManager } from './settings.js';
+import { cacheOptions } from './settingsCore.js';
 import type { WorkerHost } from './workerHost.js';
 import { log } from './log.js';
 
@@ -154,6 +155,8 @@ export class ImagePanel implements vscode.Disposable {
           policy: s.cachePolicy,
           keep: s.cacheKeep,
           model,
+          importance: s.elasticImportance,
+          merge: s.elasticMerge,
         };
         void this.panel.webview.postMessage(init);
         this.webviewReady = true;
@@ -175,6 +178,10 @@ export class ImagePanel implements vscode.Disposable {
       case 'showLog':
         log.show();
         return;
+      case 'pasteImage':
+        // The Paste button: the image from the user's clipboard, asked about in a panel of its own.
+        void vscode.commands.executeCommand('elasticVlm.askAboutClipboardImage', { mime: m.mime, data: m.data });
+        return;
     }
   }
 
@@ -182,7 +189,7 @@ export class ImagePanel implements vscode.Disposable {
   async refreshSettings(): Promise<void> {
     const s = this.settings.current;
     const model = await this.host.resolveModel().then((r) => r.label, () => '');
-    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheKeep, model });
+    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheKeep, model, importance: s.elasticImportance, merge: s.elasticMerge });
   }
 
   /** Asks a question: a new conversation about the image, or a follow-up in this panel's conversation. */
@@ -204,7 +211,7 @@ export class ImagePanel implements vscode.Disposable {
   private async runTurn(question: string, followUp: boolean): Promise<TurnRecord> {
     const turn = ++this.turns;
     const settings = this.settings.current;
-    const cache = { policy: settings.cachePolicy, keep: settings.cacheKeep, importance: settings.elasticImportance, merge: settings.elasticMerge };
+    const cache = cacheOptions(settings);
     const { continues, note } = this.continuation(followUp, cache);
     const rec: TurnRecord = { turn, question, followUp: continues, answer: '', tokens: 0 };
     this.transcript.push(rec);
@@ -214,7 +221,8 @@ export class ImagePanel implements vscode.Disposable {
     this.post({ type: 'turn', turn, question, followUp: continues, note });
 
     const tokens = new Throttle<string>(TOKEN_BATCH_MS, (text) => this.post({ type: 'tokens', turn, text }), Date.now, (a, b) => a + b);
-    const stats = new Throttle<CacheStats>(STATS_INTERVAL_MS, (s) => this.post({ type: 'stats', stats: s }));
+    let kept: KeptPositions | undefined;
+    const stats = new Throttle<CacheStats>(STATS_INTERVAL_MS, (s) => this.post({ type: 'stats', stats: s, ...(kept ? { kept } : {}) }));
     try {
       const result = await this.host.run(
         this,
@@ -225,8 +233,9 @@ export class ImagePanel implements vscode.Disposable {
             rec.tokens++;
             tokens.push(text);
           },
-          onStats: (s) => {
+          onStats: (s, k) => {
             rec.stats = s;
+            kept = k;
             stats.push(s);
           },
           onImportance: (map) => {
@@ -300,6 +309,28 @@ export class ImagePanel implements vscode.Disposable {
       log.info(`stop requested (request ${this.currentId})`);
       this.host.cancel(this.currentId);
     }
+  }
+
+  /**
+   * Takes over a conversation asked elsewhere (a @vlm chat thread): shows its turns, and when the worker still holds
+   * it, the panel's follow-ups continue that cache.
+   */
+  adoptConversation(owner: object, turns: { question: string; answer: string; result?: AskResult }[]): void {
+    if (this.running || turns.length === 0) return;
+    const continues = this.host.transfer(owner, this);
+    for (const t of turns) {
+      const turn = ++this.turns;
+      const r = t.result;
+      this.transcript.push({ turn, question: t.question, followUp: turn > 1, answer: t.answer, tokens: r?.generatedTokens ?? 0, stopReason: r?.stopReason, stats: r?.cache, result: r });
+      this.post({ type: 'turn', turn, question: t.question, followUp: turn > 1, note: turn === 1 ? 'From the chat.' : undefined });
+      this.post({ type: 'tokens', turn, text: t.answer });
+      if (r) {
+        this.post({ type: 'stats', stats: r.cache });
+        const { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } = r;
+        this.post({ type: 'done', turn, result: { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } });
+      }
+    }
+    if (!continues) log.info('the chat conversation is no longer in the cache: the next question in the panel starts a new one');
   }
 
   reveal(): void {

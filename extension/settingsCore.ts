@@ -1,7 +1,9 @@
 // The settings of Elastic VLM and their validation. No `vscode` import: unit tests run this in plain Node.
 // An invalid value (out of range, unknown enum member, wrong type) is rejected with a message and the previous valid
 // value (or the default, the first time) is used instead.
-import { DEVICES, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type Device, type Importance, type PolicyName } from '../runtime/protocol.js';
+import {
+  DEVICES, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheOptions, type Device, type Importance, type PolicyName,
+} from '../runtime/protocol.js';
 
 export interface Settings {
   /** Fraction of the KV cache kept (the paper's compression ratio r is 1 - cacheKeep). */
@@ -109,4 +111,9 @@ export function validateSettings(
     }
   }
   return { settings, problems };
+}
+
+/** The cache options a new conversation takes from the settings (panel, chat and tool alike). */
+export function cacheOptions(s: Settings): CacheOptions {
+  return { policy: s.cachePolicy, keep: s.cacheKeep, importance: s.elasticImportance, merge: s.elasticMerge };
 }

@@ -1,8 +1,13 @@
 // The messages between the panel's webview and the extension, and the schema validator for every message the
 // webview sends. No `vscode` import and no DOM: shared by the extension, the webview bundle and the unit tests.
-import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type AskResult, type CacheStats, type ImportanceMap, type PolicyName } from '../runtime/protocol.js';
+import {
+  isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type AskResult, type CacheStats, type Importance, type ImportanceMap, type KeptPositions, type PolicyName,
+} from '../runtime/protocol.js';
 
 export const MAX_QUESTION_LENGTH = 4000;
+/** Pasted images: the types the worker decodes, at most 20 MB (as base64). */
+export const PASTE_MIMES: readonly string[] = ['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/bmp'];
+export const MAX_PASTE_BASE64 = Math.ceil((20 * 1024 * 1024) / 3) * 4;
 
 /** Webview -> extension. */
 export type FromWebview =
@@ -10,7 +15,9 @@ export type FromWebview =
   | { type: 'ask'; question: string }
   | { type: 'stop' }
   | { type: 'setCache'; policy: PolicyName; keep: number }
-  | { type: 'showLog' };
+  | { type: 'showLog' }
+  /** The panel's Paste button / Ctrl+V: an image from the user's clipboard, base64. */
+  | { type: 'pasteImage'; mime: string; data: string };
 
 /** Extension -> webview. */
 export type ToWebview =
@@ -20,12 +27,15 @@ export type ToWebview =
       policy: PolicyName;
       keep: number;
       model: string;
+      /** Elastic's ranking and merging (the heat map explains what the policy acts on). */
+      importance?: Importance;
+      merge?: boolean;
     }
-  | { type: 'settings'; policy: PolicyName; keep: number; model: string }
+  | { type: 'settings'; policy: PolicyName; keep: number; model: string; importance?: Importance; merge?: boolean }
   | { type: 'turn'; turn: number; question: string; followUp: boolean; note?: string }
   | { type: 'progress'; stage: string; detail?: string }
   | { type: 'tokens'; turn: number; text: string }
-  | { type: 'stats'; stats: CacheStats }
+  | { type: 'stats'; stats: CacheStats; kept?: KeptPositions }
   | { type: 'importance'; map: ImportanceMap }
   | { type: 'done'; turn: number; result: Pick<AskResult, 'stopReason' | 'generatedTokens' | 'promptTokens' | 'imageTokens' | 'executionProvider' | 'timings'> }
   | { type: 'error'; turn: number; message: string; code: string }
@@ -40,6 +50,10 @@ const SCHEMA: Record<FromWebview['type'], Record<string, (v: unknown) => boolean
   showLog: {},
   ask: {
     question: (v) => typeof v === 'string' && v.trim().length > 0 && v.length <= MAX_QUESTION_LENGTH,
+  },
+  pasteImage: {
+    mime: (v) => typeof v === 'string' && PASTE_MIMES.includes(v),
+    data: (v) => typeof v === 'string' && v.length > 0 && v.length <= MAX_PASTE_BASE64 && /^[A-Za-z0-9+/]+={0,2}$/.test(v),
   },
   setCache: {
     policy: (v) => isOneOf(POLICIES, v),

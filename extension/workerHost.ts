@@ -185,10 +185,10 @@ export class WorkerHost implements vscode.Disposable {
       this.setState('generating');
       const wrapped: AskHandlers = {
         ...handlers,
-        onStats: (s) => {
+        onStats: (s, kept) => {
           this.lastStats = s;
           this.statsEmitter.fire(s);
-          handlers.onStats?.(s);
+          handlers.onStats?.(s, kept);
         },
       };
       const generate = { maxNewTokens: body.maxNewTokens, statsEvery: 4 };
@@ -219,6 +219,13 @@ export class WorkerHost implements vscode.Disposable {
 
   cancel(id: number): void {
     this.client?.cancel(id);
+  }
+
+  /** Hands the held conversation from one owner to another (a chat thread opened in the panel). */
+  transfer(from: Owner, to: Owner): boolean {
+    if (this.owner !== from) return false;
+    this.owner = to;
+    return true;
   }
 
   /** Forgets the conversation of an owner that went away (a closed panel). */

@@ -19,6 +19,12 @@ export type Importance = (typeof IMPORTANCES)[number];
 export const KEEP_MIN = 0.05;
 export const KEEP_MAX = 1;
 
+/**
+ * Below this keep the measured answers degrade (the panel and the chat warn). Provisional: issue 15 sets the
+ * measured value; everything that warns reads this one constant.
+ */
+export const SAFE_KEEP_MIN = 0.5;
+
 export interface LoadOptions {
   /** Model folder in the SmolVLM ONNX layout. */
   modelDir: string;
@@ -117,11 +123,24 @@ export interface ImportanceMap {
   cols: number;
 }
 
+/**
+ * Which token positions each layer's cache still holds (an optional part of cacheStats, for the panel's cache view).
+ * Position p is the p-th token the conversation has seen (prompt tokens of every turn and fed-back answer tokens).
+ */
+export interface KeptPositions {
+  /** One character per position: 'i' image token, 't' prompt text, 'g' an answer token fed back. */
+  kinds: string;
+  /** Per layer, one character per position: 'k' kept as is, 'm' kept merged with others into one entry, '-' evicted. */
+  layers: string[];
+  /** Prompt tokens of the first turn (the prefill that ranked the image tokens). */
+  firstPrompt: number;
+}
+
 export type WorkerEvent =
   | { type: 'ready'; id: number; info: ModelInfo }
   | { type: 'progress'; id: number; stage: string; detail?: string }
   | { type: 'token'; id: number; text: string; index: number }
-  | { type: 'cacheStats'; id: number; stats: CacheStats }
+  | { type: 'cacheStats'; id: number; stats: CacheStats; kept?: KeptPositions }
   | { type: 'importance'; id: number; map: ImportanceMap }
   | { type: 'done'; id: number; result: AskResult }
   | { type: 'disposed'; id: number }

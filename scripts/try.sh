@@ -8,6 +8,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PORT=${PORT:-8080}
 source "$ROOT/test/e2e/tools.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/elastic-vlm-try.XXXX")
+# The work folder (~150 MB: the .vsix, its installed copy, the server data) goes when the script ends.
+trap 'rm -rf "$WORK"' EXIT
 cd "$ROOT"
 echo "[try] packaging"
 bash scripts/package.sh linux-x64 "$WORK/elastic-vlm.vsix" | tail -1
@@ -23,7 +25,7 @@ setsid env PATH="$N24/bin:$PATH" node "$CS/lib/vscode/out/server-main.js" --host
   --disable-workspace-trust --extensions-dir "$WORK/ext" --user-data-dir "$WORK/data" --server-data-dir "$WORK/data/server" \
   > "$WORK/server.log" 2>&1 &
 SRV=$!
-trap 'kill -- -$SRV 2>/dev/null || true; echo "[try] stopped"' EXIT
+trap 'kill -- -$SRV 2>/dev/null || true; sleep 0.5; rm -rf "$WORK"; echo "[try] stopped, $WORK removed"' EXIT
 trap 'exit 130' INT TERM
 for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
 echo

@@ -1,10 +1,12 @@
 // The panel's UI. Model output is only ever inserted as text (textContent / text nodes), never as HTML.
-import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheStats, type ImportanceMap } from '../runtime/protocol.js';
+import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, SAFE_KEEP_MIN, type CacheStats, type Importance, type ImportanceMap, type KeptPositions } from '../runtime/protocol.js';
 import { fmtBytes } from '../extension/format.js';
-import { MAX_QUESTION_LENGTH, type FromWebview, type ToWebview } from '../extension/webviewMessages.js';
+import { MAX_QUESTION_LENGTH, PASTE_MIMES, type FromWebview, type ToWebview } from '../extension/webviewMessages.js';
 import * as ui from './ui.js';
-import { renderCacheChart } from './chart.js';
-import { drawHeatmap } from './heatmap.js';
+import {
+  cacheNumbers, drawCells, keptCells, keptColor, layerCounts, plural, policyReason, rankColor, rankingCells, renderGrowth,
+  renderKeptStrips, type GrowthPoint,
+} from './cacheView.js';
 
 declare function acquireVsCodeApi(): { postMessage(m: FromWebview): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
@@ -40,6 +42,11 @@ const policyLabel = h('label', { text: 'Policy' });
 const keepLabel = h('label', { text: 'Keep' });
 policyLabel.htmlFor = 'policy';
 keepLabel.htmlFor = 'keep';
+const keepWarning = h('div', { id: 'keep-warning', className: 'warning' });
+keepWarning.setAttribute('role', 'status');
+keepWarning.hidden = true;
+// One line of cache truth above the fold, whatever the width.
+const summary = h('div', { id: 'cache-summary', className: 'summary muted', text: 'Cache: no question yet.' });
 const header = h('header', { className: 'bar' },
   h('div', { className: 'titles' }, title, modelLabel),
   h('div', { className: 'controls' }, policyLabel, policy.el, keepLabel, keep.el, keepOut),
@@ -52,36 +59,60 @@ const figure = h('figure', { className: 'figure' }, img, heat);
 const imageError = h('div', { id: 'image-error', className: 'error' });
 imageError.setAttribute('role', 'alert');
 imageError.hidden = true;
-const heatToggle = ui.checkbox({ id: 'heat-toggle', label: 'Importance heat map', checked: true });
-const heatNote = h('span', { id: 'heat-note', className: 'muted', text: 'Heat map: after the image is read.' });
-const imagePane = h('section', { className: 'pane image-pane' }, figure, imageError, h('div', { className: 'row' }, heatToggle.el, heatNote));
+const heatToggle = ui.checkbox({ id: 'heat-toggle', label: 'Heat map', checked: true });
+const heatMode = ui.dropdown({ id: 'heat-mode', label: 'Heat map shows', options: [
+  { value: 'kept', label: 'What the cache kept' },
+  { value: 'rank', label: 'What the policy ranks by' },
+] });
+const heatNote = h('div', { id: 'heat-note', className: 'muted', text: 'Heat map: after the image is read.' });
+const heatReason = h('div', { id: 'heat-reason', className: 'muted' });
+const imagePane = h('section', { className: 'pane image-pane' }, figure, imageError, h('div', { className: 'row' }, heatToggle.el, heatMode.el), heatNote, heatReason);
 imagePane.setAttribute('aria-label', 'Image');
 
 const stat = (id: string, label: string) => {
   const dd = h('dd', { id, text: '–' });
   return { dd, nodes: [h('dt', { text: label }), dd] };
 };
+// Every count is in entries per layer (the worker's evicted and merged totals are over all layers).
 const stats = {
   policy: stat('stat-policy', 'Policy'),
   tokens: stat('stat-tokens', 'Tokens seen'),
   kept: stat('stat-kept', 'Kept / layer'),
-  budget: stat('stat-budget', 'Budget'),
+  budget: stat('stat-budget', 'Budget / layer'),
+  evicted: stat('stat-evicted', 'Evicted / layer'),
+  merged: stat('stat-merged', 'Merged / layer'),
   bytes: stat('stat-bytes', 'Bytes kept'),
-  merged: stat('stat-merged', 'Merged'),
-  evicted: stat('stat-evicted', 'Evicted'),
+  image: stat('stat-image', 'Image tokens kept'),
+  text: stat('stat-text', 'Text tokens kept'),
 };
 const dl = h('dl', { id: 'cache-numbers' });
 for (const s of Object.values(stats)) for (const n of s.nodes) dl.appendChild(n);
-const chart = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-chart.id = 'chart';
-chart.setAttribute('role', 'img');
-chart.setAttribute('aria-label', 'Cache occupancy per layer: no data yet');
-const legend = h('div', { className: 'legend muted' },
-  h('span', { className: 'key kept' }), document.createTextNode(' kept per layer '),
-  h('span', { className: 'key seen' }), document.createTextNode(' tokens seen '),
+const svg = (id: string, label: string) => {
+  const e = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  e.id = id;
+  e.setAttribute('role', 'img');
+  e.setAttribute('aria-label', label);
+  return e;
+};
+const growth = svg('growth', 'Cache size against tokens generated: no data yet');
+const growthLegend = h('div', { className: 'legend muted' },
+  h('span', { className: 'key kept' }), document.createTextNode(' entries / layer '),
+  h('span', { className: 'key seen' }), document.createTextNode(' tokens seen (full cache) '),
   h('span', { className: 'key budget' }), document.createTextNode(' budget'),
 );
-const cachePane = h('section', { className: 'pane cache-pane' }, h('h2', { text: 'KV cache' }), dl, chart, legend);
+const growthCaption = h('div', { className: 'caption muted', text: 'x: answer tokens generated in this conversation; y: entries per layer' });
+const strips = svg('kept-strips', 'Kept positions per layer: no data yet');
+const stripsLegend = h('div', { className: 'legend muted' },
+  h('span', { className: 'key pos i kept' }), document.createTextNode(' image '),
+  h('span', { className: 'key pos t kept' }), document.createTextNode(' text '),
+  h('span', { className: 'key pos g kept' }), document.createTextNode(' answer '),
+  h('span', { className: 'key pos t merged' }), document.createTextNode(' merged '),
+  h('span', { className: 'key pos evicted' }), document.createTextNode(' evicted'),
+);
+const stripsCaption = h('div', { className: 'caption muted', text: 'One row per layer over every position seen (left: the prompt, image tiles shaded in turn above).' });
+const cachePane = h('section', { className: 'pane cache-pane' }, h('h2', { text: 'KV cache' }), dl,
+  h('h3', { text: 'Which positions each layer kept' }), strips, stripsLegend, stripsCaption,
+  h('h3', { text: 'Cache size' }), growth, growthLegend, growthCaption);
 cachePane.setAttribute('aria-label', 'KV cache occupancy');
 
 const transcript = h('section', { id: 'transcript' });
@@ -96,20 +127,45 @@ const question = ui.textArea({ id: 'question', placeholder: 'Ask a follow-up que
 const askBtn = ui.button('Ask', { id: 'ask' });
 const stopBtn = ui.button('Stop', { id: 'stop', secondary: true, title: 'Stop generating (Escape)' });
 const logBtn = ui.button('Log', { id: 'show-log', secondary: true, title: 'Show the Elastic VLM log' });
+const pasteBtn = ui.button('Paste Image', { id: 'paste', secondary: true, title: 'Ask about the image in your clipboard (or press Ctrl+V here)' });
 stopBtn.disabled = true;
-const footer = h('footer', { className: 'ask' }, question.el, h('div', { className: 'buttons' }, askBtn, stopBtn, logBtn, ring));
+const footer = h('footer', { className: 'ask' }, question.el, h('div', { className: 'buttons' }, askBtn, stopBtn, pasteBtn, logBtn, ring));
 
 const conversation = h('section', { className: 'conversation' }, transcript, status);
-app.append(header, h('div', { className: 'layout' }, imagePane, cachePane, conversation), footer);
+app.append(header, keepWarning, summary, h('div', { className: 'layout' }, imagePane, cachePane, conversation), footer);
 app.removeAttribute('aria-busy');
 
 // ---- state ----
 let importance: ImportanceMap | null = null;
+let kept: KeptPositions | null = null;
+let lastStats: CacheStats | null = null;
+let elastic = { importance: 'mean' as Importance, merge: false };
+const history: GrowthPoint[] = [];
 let busy = false;
 const turnEls = new Map<number, { article: HTMLElement; answer: HTMLElement; meta: HTMLElement }>();
 
 function redrawHeat(): void {
-  if (img.complete && img.naturalWidth > 0) drawHeatmap(heat, img, importance, heatToggle.checked);
+  if (!(img.complete && img.naturalWidth > 0)) return;
+  const policyNow = lastStats?.policy ?? applied.policy;
+  const keepNow = lastStats?.keep ?? applied.keep;
+  heatReason.textContent = policyReason(policyNow, keepNow, elastic.importance, elastic.merge);
+  if (!heatToggle.checked || !importance) return drawCells(heat, img, null, keptColor);
+  if (heatMode.value === 'rank') {
+    const cells = rankingCells(importance, kept, policyNow, elastic.importance);
+    heatNote.textContent = cells
+      ? `Bright: what ${policyNow} ranks highest (${policyNow === 'elastic' && elastic.importance === 'mean' ? 'attention per query that could see the token' : 'attention received'}).`
+      : `${policyNow} ranks nothing by content: no ranking to show.`;
+    return drawCells(heat, img, cells, rankColor);
+  }
+  if (!kept) {
+    heatNote.textContent = 'What the cache kept: after the first cache report.';
+    return drawCells(heat, img, null, keptColor);
+  }
+  const cells = keptCells(importance, kept);
+  const all = cells.filter((c) => c.v === 1).length;
+  const none = cells.filter((c) => c.v === 0).length;
+  heatNote.textContent = `Clear: kept by every layer (${all} of ${plural(cells.length, 'image token')}); dark: evicted by every layer (${none}).`;
+  drawCells(heat, img, cells, keptColor);
 }
 img.addEventListener('load', redrawHeat);
 img.addEventListener('error', () => {
@@ -118,6 +174,7 @@ img.addEventListener('error', () => {
   figure.classList.add('broken');
 });
 heatToggle.onChange(redrawHeat);
+heatMode.onChange(redrawHeat);
 new ResizeObserver(redrawHeat).observe(img);
 
 function setBusy(b: boolean): void {
@@ -134,19 +191,48 @@ function setCacheControls(p: string, k: number): void {
   policy.value = p;
   keep.value = String(k);
   keepOut.textContent = `${Math.round(k * 100)}%`;
+  warnKeep(p, k);
 }
 
-function showStats(s: CacheStats): void {
-  const kept = s.perLayerLength.length ? Math.max(...s.perLayerLength) : 0;
-  const pct = s.fullBytes > 0 ? (100 * s.bytes) / s.fullBytes : 100;
+/** A budget below the measured safe range spoils answers: say so where the budget is chosen. */
+function warnKeep(p: string, k: number): void {
+  const low = p !== 'full' && k < SAFE_KEEP_MIN;
+  keepWarning.hidden = !low;
+  keepWarning.textContent = low
+    ? `Keep ${Math.round(k * 100)}% is below the measured safe range (at least ${Math.round(SAFE_KEEP_MIN * 100)}%): answers may be wrong or cut short.`
+    : '';
+}
+
+function showStats(s: CacheStats, k?: KeptPositions): void {
+  lastStats = s;
+  const n = cacheNumbers(s);
   stats.policy.dd.textContent = `${s.policy}, keep ${s.keep}`;
-  stats.tokens.dd.textContent = String(s.tokensSeen);
-  stats.kept.dd.textContent = String(kept);
-  stats.budget.dd.textContent = String(s.budget);
-  stats.bytes.dd.textContent = `${fmtBytes(s.bytes)} of ${fmtBytes(s.fullBytes)} (${pct.toFixed(0)}%) · ${s.location}`;
-  stats.merged.dd.textContent = String(s.merged);
-  stats.evicted.dd.textContent = String(s.evicted);
-  renderCacheChart(chart, s);
+  stats.tokens.dd.textContent = String(n.seen);
+  stats.kept.dd.textContent = String(n.kept);
+  stats.budget.dd.textContent = String(n.budget);
+  stats.bytes.dd.textContent = `${fmtBytes(s.bytes)} of ${fmtBytes(s.fullBytes)} (${n.pct}%) · ${s.location}`;
+  stats.merged.dd.textContent = String(n.mergedPerLayer);
+  stats.evicted.dd.textContent = String(n.evictedPerLayer);
+  summary.textContent = `Cache: ${s.policy}, keep ${Math.round(s.keep * 100)}% · ${n.kept} of ${plural(n.seen, 'token')} kept per layer (budget ${n.budget}) · ${n.pct}% of the bytes`;
+  if (k) {
+    kept = k;
+    const c = layerCounts(k);
+    const range = (f: (l: (typeof c)[number]) => { kept: number; total: number }) => {
+      const v = c.map((l) => f(l).kept);
+      const lo = Math.min(...v);
+      const hi = Math.max(...v);
+      return `${lo === hi ? lo : `${lo}-${hi}`} of ${f(c[0]).total}`;
+    };
+    stats.image.dd.textContent = `${range((l) => l.image)} per layer`;
+    stats.text.dd.textContent = `${range((l) => l.text)} per layer`;
+    const tileTokens = importance?.tiles[0] ? importance.tiles[0].values.length : 0;
+    renderKeptStrips(strips, k, tileTokens);
+    const generated = [...k.kinds].filter((ch) => ch === 'g').length;
+    const last = history[history.length - 1];
+    if (!last || last.generated !== generated || last.entries !== n.kept) history.push({ generated, entries: n.kept, seen: n.seen, budget: n.budget });
+    renderGrowth(growth, history);
+    redrawHeat();
+  }
 }
 
 function addTurn(turn: number, q: string, followUp: boolean, note?: string): void {
@@ -173,6 +259,7 @@ window.addEventListener('message', (ev: MessageEvent) => {
   if (!m || typeof m !== 'object') return;
   switch (m.type) {
     case 'init':
+      if (m.importance) elastic = { importance: m.importance, merge: !!m.merge };
       title.textContent = m.image.name;
       img.alt = `The image ${m.image.path}`;
       img.src = m.image.src;
@@ -180,6 +267,7 @@ window.addEventListener('message', (ev: MessageEvent) => {
       setCacheControls(m.policy, m.keep);
       return;
     case 'settings':
+      if (m.importance) elastic = { importance: m.importance, merge: !!m.merge };
       setCacheControls(m.policy, m.keep);
       modelLabel.textContent = m.model;
       status.textContent = `Cache: ${m.policy}, keep ${m.keep} (applies to the next question).`;
@@ -188,6 +276,7 @@ window.addEventListener('message', (ev: MessageEvent) => {
       setBusy(m.busy);
       return;
     case 'turn':
+      if (!m.followUp) history.length = 0;
       addTurn(m.turn, m.question, m.followUp, m.note);
       status.textContent = 'Thinking…';
       return;
@@ -199,16 +288,17 @@ window.addEventListener('message', (ev: MessageEvent) => {
     case 'tokens': {
       const t = turnEls.get(m.turn);
       if (!t) return;
-      t.answer.appendChild(document.createTextNode(m.text));
+      // The tokenizer's space before the first word is not part of the answer.
+      const text = t.answer.textContent ? m.text : m.text.replace(/^\s+/, '');
+      if (text) t.answer.appendChild(document.createTextNode(text));
       t.meta.textContent = 'generating…';
       return;
     }
     case 'stats':
-      showStats(m.stats);
+      showStats(m.stats, m.kept);
       return;
     case 'importance':
       importance = m.map;
-      heatNote.textContent = `Prefill importance of ${m.map.tiles.reduce((a, t) => a + t.values.length, 0)} image tokens (${m.map.rows}×${m.map.cols} tiles + global).`;
       redrawHeat();
       return;
     case 'done': {
@@ -216,9 +306,9 @@ window.addEventListener('message', (ev: MessageEvent) => {
       const r = m.result;
       const why = r.stopReason === 'cancelled' ? 'stopped' : r.stopReason === 'length' ? 'token limit reached' : 'done';
       const speed = r.timings.decodeTokensPerSecond ? `, ${r.timings.decodeTokensPerSecond.toFixed(1)} tok/s` : '';
-      const prompt = r.promptTokens ? `, prompt ${r.promptTokens} tokens (${r.imageTokens} image)` : '';
+      const prompt = r.promptTokens ? `, prompt ${plural(r.promptTokens, 'token')} (${r.imageTokens} image)` : '';
       if (t) {
-        t.meta.textContent = `${why}: ${r.generatedTokens} tokens${prompt}${speed}${r.executionProvider ? ` · ${r.executionProvider}` : ''}`;
+        t.meta.textContent = `${why}: ${plural(r.generatedTokens, 'token')}${prompt}${speed}${r.executionProvider ? ` · ${r.executionProvider}` : ''}`;
         t.article.classList.add(r.stopReason === 'cancelled' ? 'stopped' : 'complete');
       }
       status.textContent = r.stopReason === 'cancelled' ? 'Stopped.' : 'Answer complete.';
@@ -252,6 +342,28 @@ function submit(): void {
 askBtn.addEventListener('click', submit);
 stopBtn.addEventListener('click', () => send({ type: 'stop' }));
 logBtn.addEventListener('click', () => send({ type: 'showLog' }));
+// Paste: the image from the user's own clipboard (the paste event works in desktop and browser VS Code alike).
+pasteBtn.addEventListener('click', () => {
+  status.textContent = 'Press Ctrl+V (Cmd+V on macOS) to ask about the image in your clipboard.';
+  pasteBtn.focus();
+});
+document.addEventListener('paste', (e: ClipboardEvent) => {
+  const item = Array.from(e.clipboardData?.items ?? []).find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+  if (!item) return; // text pastes into the question box as usual
+  e.preventDefault();
+  const file = item.getAsFile();
+  if (!file || !PASTE_MIMES.includes(file.type)) {
+    status.textContent = `The clipboard holds a ${item.type} image; png, jpeg, webp, gif and bmp can be asked about.`;
+    return;
+  }
+  void file.arrayBuffer().then((buf: ArrayBuffer) => {
+    const b = new Uint8Array(buf);
+    let bin = '';
+    for (let i = 0; i < b.length; i += 0x8000) bin += String.fromCharCode(...b.subarray(i, i + 0x8000));
+    send({ type: 'pasteImage', mime: file.type, data: btoa(bin) });
+    status.textContent = 'Asking about the pasted image in a new panel…';
+  });
+});
 question.el.addEventListener('keydown', (e: KeyboardEvent) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
@@ -265,6 +377,7 @@ const sendCache = () => {
   const k = Number(keep.value);
   keepOut.textContent = `${Math.round(k * 100)}%`;
   const rounded = Math.round(k * 100) / 100;
+  warnKeep(policy.value, rounded);
   if (policy.value === applied.policy && Math.abs(rounded - applied.keep) < 1e-9) return;
   if (isOneOf(POLICIES, policy.value) && rounded >= KEEP_MIN && rounded <= KEEP_MAX) {
     applied = { policy: policy.value, keep: rounded };

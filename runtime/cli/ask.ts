@@ -10,7 +10,46 @@ import { WorkerClient, WorkerError } from '../worker/client.js';
 import type { AskResult, CacheOptions, GenerateOptions, LoadOptions } from '../protocol.js';
 import { parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 
-const USAGE = 'usage: npm run ask -- IMAGE "QUESTION" [--model DIR] [--device auto|cpu|webgpu|cuda|dml|coreml] [--max-new-tokens N] [--policy full|elastic|h2o|streaming] [--keep K] [--json]';
+const USAGE = 'usage: npm run ask -- IMAGE "QUESTION" [options]   (npm run ask -- --help lists them)';
+
+/** --help: every option the README lists. */
+export const HELP = `usage: npm run ask -- IMAGE "QUESTION" [options]
+
+Asks a vision-language model about an image and prints the answer.
+
+options:
+  --model DIR                 model folder in the SmolVLM ONNX layout (default: the embedded model, models/default)
+  --device D                  auto|cpu|webgpu|cuda|dml|coreml (default auto)
+  --dtype T                   onnx/ file variant: fp16|q4|int8 (default: fp32)
+  --max-new-tokens N          answer length limit, 1 to 8192 (default 128)
+  --policy P                  KV cache policy: full|elastic|h2o|streaming (default full)
+  --keep K                    fraction of the KV cache kept, 0 < K <= 1 (default 0.5; 1 with --policy full)
+  --positions M               absolute|compressed position ids after compression (default absolute)
+  --importance I              Elastic's ranking: sum (the paper) or mean (per seeing query)
+  --merge on|off              Elastic merges dropped entries into anchors (on, the paper) or evicts them
+  --temperature T             0 = greedy (default); with --top-p P and --seed S for sampling
+  --top-p P                   nucleus sampling, 0 < P <= 1
+  --seed S                    sampling seed (default 0)
+  --json                      print one JSON object (answer, token counts, provider, timings, cache) instead
+  --in-process                run the model in this process instead of the worker
+  --verbose                   log loading and provider choices to stderr
+  -h, --help                  this help
+
+exit codes: 0 answered, 2 bad input (image, question, options, model folder), 1 internal failure
+`;
+
+/** Drops the whitespace a tokenizer puts before the first word (SentencePiece's leading space). */
+export function leadingTrimmer(write: (t: string) => void): (t: string) => void {
+  let started = false;
+  return (t: string) => {
+    if (!started) {
+      t = t.replace(/^\s+/, '');
+      if (!t) return;
+      started = true;
+    }
+    write(t);
+  };
+}
 
 async function main(): Promise<number> {
   let verbose = process.argv.includes('--verbose');
@@ -33,9 +72,14 @@ async function main(): Promise<number> {
         json: { type: 'boolean' },
         'in-process': { type: 'boolean' },
         verbose: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     verbose = !!values.verbose;
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
     if (positionals.length !== 2) throw new BadInputError(USAGE);
     const [image, question] = positionals;
     const positions = values.positions ?? 'absolute';
@@ -63,12 +107,22 @@ async function main(): Promise<number> {
       topP: values['top-p'] === undefined ? undefined : Number(values['top-p']),
       seed: parseIntOption('seed', values.seed, 0, 0, 2 ** 31),
     };
-    const onToken = values.json ? undefined : (t: string) => process.stdout.write(t);
+    // Loaded only for webgpu: the CLI process itself never needs ONNX Runtime.
+    const software = load.device === 'webgpu' && !(await import('../model/sessions.js')).hardwareGpuLikely();
+    if (software) {
+      // Software Vulkan (lavapipe) gives the same answers but decodes several times slower than the CPU provider.
+      process.stderr.write('note: --device webgpu runs on a software adapter here (no hardware GPU found, e.g. Mesa lavapipe): ' +
+        'the answer is the same but several times slower than --device cpu; the decode speed follows the answer\n');
+    }
+    const onToken = values.json ? undefined : leadingTrimmer((t: string) => process.stdout.write(t));
     const result = values['in-process']
       ? await inProcess(load, resolve(image), question, cache, generate, onToken, verbose)
       : await viaWorker(load, resolve(image), question, cache, generate, onToken, verbose);
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else process.stdout.write('\n');
+    if (software && result.executionProvider === 'webgpu') {
+      process.stderr.write(`note: software WebGPU decoded ${result.timings.decodeTokensPerSecond.toFixed(1)} tokens/s\n`);
+    }
     return 0;
   } catch (e) {
     const bad = isBadInput(e) || (e instanceof WorkerError && e.code === 'bad-input') || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
@@ -103,4 +157,5 @@ async function inProcess(load: LoadOptions, image: string, question: string, cac
   }
 }
 
-main().then((code) => process.exit(code));
+// Imported by the tests for HELP and leadingTrimmer: run only as the entry point.
+if (require.main === module) main().then((code) => process.exit(code));

@@ -13,7 +13,8 @@ import { GpuKvStore } from '../cache/gpuStore.js';
 import { createPolicy } from '../cache/policies/index.js';
 import { planSummary } from '../cache/compact.js';
 import type { CachePlan, CachePolicy } from '../cache/types.js';
-import type { AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, Timings } from '../protocol.js';
+import type { AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, KeptPositions, Timings } from '../protocol.js';
+import { KeptTracker } from '../cache/kept.js';
 import { importanceMap, spliceImageFeatures } from './imageTokens.js';
 import { lastLogits, ones, positionIds, toFloat } from './tensors.js';
 import { TokenChooser } from './tokenChooser.js';
@@ -43,7 +44,10 @@ export interface ForwardCounters {
 
 export interface AskCallbacks {
   onToken?: (text: string, index: number) => void;
-  onStats?: (stats: CacheStats) => void;
+  /** `kept` (which positions each layer holds) comes along when the first turn asked for `trackKept`. */
+  onStats?: (stats: CacheStats, kept?: KeptPositions) => void;
+  /** First turn: keep the per-layer position bookkeeping for the conversation (the panel's cache view). */
+  trackKept?: boolean;
   onImportance?: (map: ImportanceMap) => void;
   /** Checked between decode steps; true stops generation. */
   isCancelled?: () => boolean;
@@ -96,6 +100,8 @@ export class Conversation {
   private pendingToken: number | null = null;
   private lastStop: AskResult['stopReason'] = 'eos';
   private imageTokens = 0;
+  /** Which position each cache slot holds, per layer (only when the first turn asked for trackKept). */
+  private kept: KeptTracker | null = null;
 
   constructor(private readonly model: LoadedModel) {}
 
@@ -118,6 +124,8 @@ export class Conversation {
     this.imageTokens = spliceImageFeatures(embeds, features, ids, config.imageTokenId);
 
     this.reset(opts.cache);
+    this.kept = cb.trackKept ? new KeptTracker(config.numLayers, ids.length) : null;
+    this.kept?.append(ids.map((id) => (id === config.imageTokenId ? 'i' : 't')).join(''));
     this.history = messages;
     const { result, prefillScores } = await this.generate(embeds, ids.length, opts, cb, clock);
     if (cb.onImportance && prefillScores) cb.onImportance(importanceMap(prefillScores, ids, config.imageTokenId, pre, config.imageSeqLen));
@@ -131,6 +139,7 @@ export class Conversation {
     const { ids: delta, messages } = this.model.prompt.followUp(this.history, question);
     // A turn that stopped at its length limit left its last token unfed: it opens this one.
     const ids = this.pendingToken !== null && this.lastStop !== 'eos' ? [this.pendingToken, ...delta] : delta;
+    this.kept?.append((ids.length > delta.length ? 'g' : '') + 't'.repeat(delta.length));
     this.history = messages;
     const embeds = await this.model.embed(ids);
     const clock: Clock = { t0, visionMs: 0, prefillMs: 0, firstTokenMs: 0, decodeStart: 0 };
@@ -212,7 +221,7 @@ export class Conversation {
         break;
       }
       logits = await this.step(next, positions, cb);
-      if (cb.onStats && generated.length % statsEvery === 0) cb.onStats(this.stats());
+      if (cb.onStats && generated.length % statsEvery === 0) this.report(cb);
     }
     return { prefillScores: prefill.scores, result: this.finish(generated, stopReason, n, clock, chooser, cb) };
   }
@@ -250,6 +259,7 @@ export class Conversation {
     this.model.counters.decodeSteps++;
     store.adopt(out);
     this.tokensSeen++;
+    this.kept?.append('g');
     this.pendingToken = null;
     const tpol = performance.now();
     const scores = this.policy!.needsScores || cb.onForward ? this.scores(out) : null;
@@ -267,8 +277,7 @@ export class Conversation {
     this.lastStop = stopReason;
     const answer = this.model.prompt.decode(generated).trim();
     this.history = [...this.history, { role: 'assistant', content: [{ type: 'text', text: answer }] }];
-    const stats = this.stats();
-    cb.onStats?.(stats);
+    const stats = this.report(cb);
     const timings: Timings = {
       loadMs: this.model.loadMs,
       visionMs: clock.visionMs,
@@ -300,6 +309,14 @@ export class Conversation {
     const s = planSummary(plan);
     this.merged += s.merged;
     this.evicted += s.evicted;
+    this.kept?.apply(plan);
     await this.store!.apply(plan);
+  }
+
+  /** Sends the cache statistics (with the kept positions when tracked); returns the statistics. */
+  private report(cb: AskCallbacks): CacheStats {
+    const stats = this.stats();
+    cb.onStats?.(stats, this.kept?.snapshot());
+    return stats;
   }
 }

@@ -25,7 +25,7 @@ export function gpuCandidates(platform = process.platform, arch = process.arch):
  * `auto` must not pick a software Vulkan (lavapipe): it is correct but far slower than the CPU provider. On Linux a
  * hardware GPU shows up as a DRM render node or an NVIDIA device node, and a forced lavapipe ICD means software.
  */
-function hardwareGpuLikely(): boolean {
+export function hardwareGpuLikely(): boolean {
   if (/lvp_icd|lavapipe/i.test(`${process.env.VK_ICD_FILENAMES ?? ''}${process.env.VK_DRIVER_FILES ?? ''}`)) return false;
   try {
     if (existsSync('/dev/nvidia0')) return true;

@@ -4,8 +4,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type {
-  AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, LoadOptions, ModelInfo, Request, WorkerErrorCode,
-  WorkerEvent,
+  AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, KeptPositions, LoadOptions, ModelInfo, Request,
+  WorkerErrorCode, WorkerEvent,
 } from '../protocol.js';
 
 export interface WorkerClientOptions {
@@ -18,7 +18,8 @@ export interface WorkerClientOptions {
 
 export interface AskHandlers {
   onToken?: (text: string, index: number) => void;
-  onStats?: (stats: CacheStats) => void;
+  /** `kept`: which positions each layer's cache holds (the worker sends it with its statistics). */
+  onStats?: (stats: CacheStats, kept?: KeptPositions) => void;
   onImportance?: (map: ImportanceMap) => void;
   onProgress?: (stage: string, detail?: string) => void;
 }
@@ -176,7 +177,7 @@ export class WorkerClient extends EventEmitter {
         p?.handlers?.onToken?.(ev.text, ev.index);
         return;
       case 'cacheStats':
-        p?.handlers?.onStats?.(ev.stats);
+        p?.handlers?.onStats?.(ev.stats, ev.kept);
         this.emit('cacheStats', ev.stats);
         return;
       case 'importance':

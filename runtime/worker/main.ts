@@ -99,7 +99,8 @@ async function handle(req: Request): Promise<void> {
         if (!vlm) throw new BadInputError('no model loaded');
         const callbacks: AskCallbacks = {
           onToken: (text, index) => send({ type: 'token', id: req.id, text, index }),
-          onStats: (stats) => send({ type: 'cacheStats', id: req.id, stats }),
+          onStats: (stats, kept) => send({ type: 'cacheStats', id: req.id, stats, ...(kept ? { kept } : {}) }),
+          trackKept: true,
           onImportance: (map) => send({ type: 'importance', id: req.id, map }),
           isCancelled: () => cancelled.has(req.id),
           yieldEachStep: yieldToIo,

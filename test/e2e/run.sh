@@ -13,6 +13,7 @@ TARGET=${1:-linux-x64}
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 ART=${E2E_ARTIFACTS:-$ROOT/.e2e/artifacts}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/elastic-vlm-e2e.XXXX")
+trap '[ "${E2E_KEEP:-}" = 1 ] || rm -rf "$WORK"' EXIT
 say() { echo "[$(date +%T)] $*"; }
 results=()
 
@@ -64,7 +65,9 @@ setsid env "${SERVER_ENV[@]}" PATH="$N24/bin:$PATH" node "$CS/lib/vscode/out/ser
   --disable-telemetry --telemetry-level off --disable-workspace-trust \
   --extensions-dir "$WORK/ext" --user-data-dir "$WORK/data" --server-data-dir "$WORK/data/server" > "$WORK/server.log" 2>&1 &
 SRV=$!
-cleanup() { kill -- -"$SRV" 2>/dev/null || true; }
+# The server's process group, then the ~150 MB work folder (the .vsix, its installed copy, the server's data);
+# E2E_KEEP=1 keeps the folder for debugging. Artifacts were copied out to $ART before this runs.
+cleanup() { kill -- -"$SRV" 2>/dev/null || true; sleep 0.5; [ "${E2E_KEEP:-}" = 1 ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
 

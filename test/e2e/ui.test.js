@@ -21,7 +21,9 @@ async function palette(page, title, timeoutMs = 60000) {
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
     try {
       await row.waitFor({ timeout: 3000 });
-      break;
+      // the exact row: another command may be listed first (Ask About Clipboard Image for "Ask About Image")
+      await row.click();
+      return;
     } catch (e) {
       await page.keyboard.press('Escape');
       if (Date.now() > end) throw e;
@@ -139,7 +141,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     lap(`answer: ${answer.slice(0, 100)} | tokens seen ${tokens} | ${bytes}`);
     if (!/^\d+$/.test(tokens) || Number(tokens) <= 0) throw new Error(`tokens seen: ${tokens}`);
     if (!/of .*\(\d+%\)/.test(bytes)) throw new Error(`bytes: ${bytes}`);
-    if ((await f.locator('#chart rect.kept').count()) < 1) throw new Error('no chart bars');
+    if ((await f.locator('#kept-strips rect.pos').count()) < 1) throw new Error('no kept-position strips');
     await page.locator('.tab', { hasText: 'VLM: ui.png' }).waitFor({ timeout: 5000 });
     await page.waitForTimeout(500);
     await shot('panel-answer');
@@ -200,7 +202,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     await f.locator('#turn-3.stopped, #turn-3.complete, #turn-3.failed').waitFor({ timeout: 30000 });
     const meta = await f.locator('#turn-3 .meta').textContent();
     if (!(await f.locator('#turn-3.stopped').count())) throw new Error(`the answer was not stopped: ${meta}`);
-    const m = /^stopped: (\d+) tokens/.exec(meta);
+    const m = /^stopped: (\d+) tokens?/.exec(meta);
     if (!m || Number(m[1]) < 1) throw new Error(`meta: ${meta}`); // the worker checks for a stop after each token
     const answer = (await f.locator('#answer-3').textContent()).trim();
     if (!answer) throw new Error('no partial answer shown');
@@ -272,6 +274,95 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     lap(`error shown: ${msg}`);
     await page.waitForTimeout(300);
     await shot('panel-corrupt-image');
+  });
+
+  await step('the cache view and the heat map tell the truth, at 500 px wide', async () => {
+    // A 500 px editor: the window narrowed, the side bar closed, one editor group.
+    await page.setViewportSize({ width: 548, height: 950 });
+    await palette(page, 'View: Single Column Editor Layout');
+    await palette(page, 'View: Close Primary Side Bar');
+    await page.locator('.tab', { hasText: 'VLM: small.png' }).click();
+    const f = await panelFrame(page, 'small.png');
+    const q = f.locator('#question textarea');
+    await q.fill('Describe this image.');
+    await q.press('Enter');
+    await waitTurn(f, 6);
+    const width = await f.evaluate(() => ({ inner: window.innerWidth, scroll: document.documentElement.scrollWidth }));
+    lap(`panel width ${width.inner} px, content ${width.scroll} px`);
+    if (width.inner > 520 || width.inner < 440) throw new Error(`the panel is ${width.inner} px wide, not about 500`);
+    if (width.scroll > width.inner + 1) throw new Error(`horizontal overflow: ${width.scroll} > ${width.inner}`);
+    const strips = await f.locator('#kept-strips rect.pos').count();
+    const evicted = await f.locator('#kept-strips rect.pos.evicted').count();
+    if (strips < 6 || evicted < 1) throw new Error(`kept strips: ${strips} runs, ${evicted} evicted (h2o at 0.7 must evict)`);
+    const rows = await f.locator('#kept-strips g').count();
+    if (rows < 2) throw new Error(`${rows} layer rows`);
+    if ((await f.locator('#growth polyline.kept').count()) !== 1 || (await f.locator('#growth polyline.budget').count()) !== 1) throw new Error('no cache-size chart with a budget line');
+    const nums = await f.evaluate(() => Object.fromEntries(['stat-kept', 'stat-budget', 'stat-tokens', 'stat-evicted', 'stat-image'].map((id) => [id, document.getElementById(id).textContent])));
+    lap(`numbers: ${JSON.stringify(nums)}`);
+    // units agree: per layer, kept + evicted = tokens seen (h2o evicts, never merges)
+    if (Number(nums['stat-kept']) + Number(nums['stat-evicted']) !== Number(nums['stat-tokens'])) throw new Error(`kept + evicted per layer != tokens seen: ${JSON.stringify(nums)}`);
+    if (!/^\d+(-\d+)? of \d+ per layer$/.test(nums['stat-image'])) throw new Error(`image kept: ${nums['stat-image']}`);
+    const note = await f.locator('#heat-note').textContent();
+    if (!/kept by every layer \(\d+ of \d+ image tokens\)/.test(note)) throw new Error(`heat note: ${note}`);
+    const reason = await f.locator('#heat-reason').textContent();
+    if (!/^H2O keeps the heavy hitters/.test(reason)) throw new Error(`reason: ${reason}`);
+    const summary = await f.locator('#cache-summary').textContent();
+    if (!/^Cache: h2o, keep 70% · \d+ of \d+ tokens kept per layer \(budget \d+\)/.test(summary)) throw new Error(`summary: ${summary}`);
+    const metas = await f.locator('.meta').allTextContents();
+    if (metas.some((m) => /\b1 tokens\b/.test(m))) throw new Error(`"1 tokens": ${metas.join(' | ')}`);
+    const answer = await f.locator('#answer-6').textContent();
+    if (/^\s/.test(answer)) throw new Error(`leading space: ${JSON.stringify(answer.slice(0, 20))}`);
+    const font = await f.evaluate(() => getComputedStyle(document.getElementById('answer-6')).fontFamily);
+    if (/mono|courier|consolas|menlo/i.test(font)) throw new Error(`answer font: ${font}`);
+    await shot('panel-500px-answer');
+    await f.locator('.cache-pane').scrollIntoViewIfNeeded();
+    await page.waitForTimeout(300);
+    await shot('panel-500px-cache-view');
+    await f.locator('.image-pane').scrollIntoViewIfNeeded();
+    await page.waitForTimeout(300);
+    await shot('panel-500px-heat-kept');
+    await f.locator('#heat-mode').click();
+    await f.locator('#heat-mode vscode-option[value="rank"]').click();
+    await f.waitForFunction(() => /ranks highest/.test(document.getElementById('heat-note').textContent), null, { timeout: 5000 });
+    await page.waitForTimeout(300);
+    await shot('panel-500px-heat-ranking');
+  });
+
+  await step('a keep ratio below the safe range shows a warning', async () => {
+    const f = await panelFrame(page, 'small.png');
+    if (!(await f.locator('#keep-warning').evaluate((e) => e.hidden))) throw new Error('a warning at keep 0.7');
+    await f.evaluate(() => {
+      const k = document.getElementById('keep');
+      k.value = '0.2';
+      k.dispatchEvent(new Event('change'));
+    });
+    await f.waitForFunction(() => !document.getElementById('keep-warning').hidden, null, { timeout: 10000 });
+    const text = await f.locator('#keep-warning').textContent();
+    if (!/below the measured safe range/.test(text)) throw new Error(text);
+    await f.locator('#keep-warning').scrollIntoViewIfNeeded();
+    await shot('panel-500px-keep-warning');
+  });
+
+  await step('paste an image into the panel: it is asked about in its own panel', async () => {
+    const f = await panelFrame(page, 'small.png');
+    // The user's Ctrl+V arrives as a paste event with the image file; headless Chromium has no OS clipboard to
+    // paste from, so the test dispatches that event with a real PNG.
+    const png = require('fs').readFileSync(require('path').join(process.env.WORKSPACE, 'shapes.png')).toString('base64');
+    await f.evaluate((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'screenshot.png', { type: 'image/png' }));
+      document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, png);
+    await typeQuestion(page, 'Describe this image.');
+    const c = await panelFrame(page, 'clipboard-1.png');
+    await waitTurn(c, 1);
+    const a = (await c.locator('#answer-1').textContent()).trim();
+    if (!a) throw new Error('no answer about the pasted image');
+    lap(`pasted image: ${a.slice(0, 80)}`);
+    await page.waitForTimeout(300);
+    await shot('panel-pasted-image');
+    await page.setViewportSize({ width: 1500, height: 950 });
   });
 
   await step('no Content Security Policy violations in the panels', async () => {
