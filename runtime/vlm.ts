@@ -73,7 +73,14 @@ export class Vlm {
     readonly scoreOutputs: string[] | null,
     readonly kvDtype: KvDtype,
     readonly loadMs: number,
+    /** Why attention importance is unavailable (null when it is available). */
+    readonly scoresUnavailable: string | null = null,
   ) {}
+
+  /** Builder-made fused decoders may lack position_ids (rotary inside GroupQueryAttention): feed it only when taken. */
+  get takesPositionIds(): boolean {
+    return this.sessions.decoder.inputNames.includes('position_ids');
+  }
 
   static async load(opts: VlmLoadOptions): Promise<Vlm> {
     const t0 = performance.now();
@@ -84,6 +91,7 @@ export class Vlm {
     // The importance-scoring decoder is derived once and cached on disk; without it the score-free policies run.
     let decoderPath = config.files.decoder;
     let scoreOutputs: string[] | null = null;
+    let scoresUnavailable: string | null = opts.scores === false ? 'attention scores were not requested' : null;
     if (opts.scores !== false) {
       try {
         const { deriveScoredDecoder } = await import('./onnx/importance.js');
@@ -92,7 +100,8 @@ export class Vlm {
         scoreOutputs = d.outputNames;
         log(`attention importance: ${d.kind} graph, ${d.layers} layers`);
       } catch (e) {
-        log(`attention importance unavailable (${(e as Error).message.split('\n')[0]}); elastic and h2o need it`);
+        scoresUnavailable = (e as Error).message.split('\n')[0];
+        log(`attention importance unavailable (${scoresUnavailable}); elastic and h2o need it, streaming and full run`);
       }
     }
 
@@ -108,7 +117,7 @@ export class Vlm {
     const kvDtype = checkGraphs(config, sessions);
     const loadMs = performance.now() - t0;
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);
-    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs);
+    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, scoresUnavailable);
   }
 
   /** Starts a conversation about one image (the cache lives in the conversation). */
@@ -178,7 +187,7 @@ function checkGraphs(cfg: ModelConfig, s: Sessions): KvDtype {
     }
   };
   need(s.vision, ['pixel_values'], 'onnx/vision_encoder', 'input');
-  need(s.decoder, ['inputs_embeds', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.0.value'], 'onnx/decoder_model_merged', 'input');
+  need(s.decoder, ['inputs_embeds', 'attention_mask', 'past_key_values.0.key', 'past_key_values.0.value'], 'onnx/decoder_model_merged', 'input');
   need(s.decoder, ['logits', 'present.0.key'], 'onnx/decoder_model_merged', 'output');
   const pastInputs = s.decoder.inputNames.filter((n) => n.startsWith('past_key_values.') && n.endsWith('.key')).length;
   if (pastInputs !== cfg.numLayers) {
@@ -295,7 +304,7 @@ export class Conversation {
     this.cacheOpts = cache;
     this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance, importance: cache.importance, merge: cache.merge, literal: cache.literal });
     if (this.policy.needsScores && !this.vlm.scoreOutputs) {
-      throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give; use streaming or full`);
+      throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give (${this.vlm.scoresUnavailable}); streaming and full run without them`);
     }
     this.tokensSeen = 0;
     this.merged = 0;
@@ -320,7 +329,7 @@ export class Conversation {
     let out = await vlm.decoder({
       inputs_embeds: embeds,
       attention_mask: ones(store.length + n),
-      position_ids: range(start, n),
+      ...(vlm.takesPositionIds ? { position_ids: range(start, n) } : {}),
       ...store.feeds(),
     });
     vlm.counters.prefillRuns++;
@@ -372,7 +381,7 @@ export class Conversation {
       out = await vlm.decoder({
         inputs_embeds: await vlm.embed([next]),
         attention_mask: ones(store.length + 1),
-        position_ids: range(pos, 1),
+        ...(vlm.takesPositionIds ? { position_ids: range(pos, 1) } : {}),
         ...store.feeds(),
       });
       vlm.counters.decodeSteps++;

@@ -3,6 +3,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadInputError } from '../errors.js';
+import { resolveChatTemplate } from './chatTemplate.js';
+import { onnxFileName, parseDtypeSelection, type DtypeSelection } from './dtypes.js';
 
 export interface ImageProcessorConfig {
   doResize: boolean;
@@ -32,6 +34,9 @@ export interface ModelConfig {
   tokenizerJson: object;
   tokenizerConfig: Record<string, unknown>;
   chatTemplate: string;
+  /** The file the chat template came from (chatTemplate.ts). */
+  chatTemplateFile: string;
+  dtypes: DtypeSelection;
   files: { vision: string; embed: string; decoder: string };
 }
 
@@ -55,12 +60,12 @@ function num(v: unknown, file: string, key: string): number {
   return v;
 }
 
-/** The onnx/ file for a dtype variant: '' or 'fp32' -> name.onnx, else name_{dtype}.onnx (as published). */
-export function onnxFile(dir: string, base: string, dtype: string): string {
-  const suffix = !dtype || dtype === 'fp32' ? '' : `_${dtype}`;
-  const p = join(dir, 'onnx', `${base}${suffix}.onnx`);
-  if (!existsSync(p)) throw new BadInputError(`model folder ${dir} is missing onnx/${base}${suffix}.onnx`);
-  if (statSync(p).size < 16) throw new BadInputError(`onnx/${base}${suffix}.onnx in ${dir} is truncated`);
+/** The onnx/ file of one part in its selected dtype (dtypes.ts); missing or empty is a BadInputError naming it. */
+export function onnxFile(dir: string, name: string, dtype: string): string {
+  const p = join(dir, 'onnx', name);
+  const what = dtype === 'fp32' ? '' : ` (dtype ${dtype})`;
+  if (!existsSync(p)) throw new BadInputError(`model folder ${dir} is missing onnx/${name}${what}`);
+  if (statSync(p).size < 16) throw new BadInputError(`onnx/${name} in ${dir} is truncated`);
   return p;
 }
 
@@ -71,7 +76,9 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
   const proc = readJson(dir, 'processor_config.json', false);
   const tokenizerJson = readJson(dir, 'tokenizer.json', true)!;
   const tokenizerConfig = readJson(dir, 'tokenizer_config.json', true)!;
-  const gen = readJson(dir, 'generation_config.json', true)!;
+  // Optional: config.json holds the end token too.
+  const gen = readJson(dir, 'generation_config.json', false) ?? {};
+  const dtypes = parseDtypeSelection(dtype);
 
   const text = config.text_config;
   const vision = config.vision_config;
@@ -91,12 +98,11 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
     ? num(proc.image_seq_len, 'processor_config.json', 'image_seq_len')
     : Math.floor((imgSize / patch) ** 2 / (scale * scale));
 
-  const chatTemplate = tokenizerConfig.chat_template;
-  if (typeof chatTemplate !== 'string') throw new BadInputError('tokenizer_config.json has no chat_template');
+  const { template: chatTemplate, file: chatTemplateFile } = resolveChatTemplate(dir, tokenizerConfig);
 
   const eos = gen.eos_token_id ?? config.eos_token_id ?? text.eos_token_id;
   const eosTokenIds = (Array.isArray(eos) ? eos : [eos]).filter((v) => typeof v === 'number');
-  if (eosTokenIds.length === 0) throw new BadInputError('generation_config.json: eos_token_id is missing');
+  if (eosTokenIds.length === 0) throw new BadInputError('no eos_token_id in generation_config.json or config.json');
 
   const longest = pre.size?.longest_edge;
   const tile = pre.max_image_size?.longest_edge ?? imgSize;
@@ -132,10 +138,12 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
     tokenizerJson,
     tokenizerConfig,
     chatTemplate,
+    chatTemplateFile,
+    dtypes,
     files: {
-      vision: onnxFile(dir, 'vision_encoder', dtype),
-      embed: onnxFile(dir, 'embed_tokens', dtype),
-      decoder: onnxFile(dir, 'decoder_model_merged', dtype),
+      vision: onnxFile(dir, onnxFileName('vision', dtypes.vision), dtypes.vision),
+      embed: onnxFile(dir, onnxFileName('embed', dtypes.embed), dtypes.embed),
+      decoder: onnxFile(dir, onnxFileName('decoder', dtypes.decoder), dtypes.decoder),
     },
   };
 }

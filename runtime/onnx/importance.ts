@@ -17,9 +17,10 @@ import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { wireTruePositions, type PositionsRewrite } from './positions.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-export const REWRITE_VERSION = 3;
+export const REWRITE_VERSION = 4;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 
 export type AttentionKind = 'softmax' | 'mha' | 'gqa';
@@ -30,6 +31,8 @@ export interface RewriteResult {
   layers: number;
   /** `attn_importance.{i}` for i = 0..layers-1, in layer order. */
   outputNames: string[];
+  /** GroupQueryAttention rotary rewired to position_ids (positions.ts). */
+  positions?: PositionsRewrite;
 }
 
 export interface DerivedDecoder {
@@ -539,7 +542,9 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
       }),
     ),
   ];
-  return { model, kind, layers: n, outputNames };
+  // The derived decoder also places tokens at their true positions after a compaction (positions.ts).
+  const positions = kind === 'gqa' ? wireTruePositions(model) : undefined;
+  return { model, kind, layers: n, outputNames, positions };
 }
 
 // ------------------------------------------------------------------------------------------------
