@@ -71,6 +71,10 @@ export async function createSession(path: string, provider: Provider, opts: Sess
     if (/protobuf|parsing|Load model|INVALID_PROTOBUF|invalid model|No graph/i.test(msg)) {
       throw new BadInputError(`${path} is not a valid ONNX model (truncated or corrupt): ${msg}`);
     }
+    // An op this onnxruntime does not know (an unknown attention kernel, a newer contrib op) is the model's problem.
+    if (/not a registered function\/op|Could not find an implementation|Unrecognized attribute|unknown op/i.test(msg)) {
+      throw new BadInputError(`${path} uses an operator this onnxruntime cannot run: ${msg}`);
+    }
     throw e;
   }
 }

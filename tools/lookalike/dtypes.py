@@ -54,7 +54,7 @@ def _bnb4(model):
 
 def convert(model, dtype, part):
     """The `dtype` variant of one fp32 component (`part`: decoder_model_merged, vision_encoder, embed_tokens)."""
-    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.WARNING)  # the quantizers log every tensor at INFO
     m = onnx.ModelProto()
     m.CopyFrom(model)
     if dtype == "fp32":

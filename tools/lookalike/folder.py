@@ -64,7 +64,7 @@ def tokenizer_json(vocab_size):
     }
 
 
-def write_folder(out, p, template_in=("tokenizer_config.json", "chat_template.json"), generation_config=True):
+def write_folder(out, p, template_in=("tokenizer_config.json", "chat_template.json"), generation_config=True, image_splitting=True):
     t, v = p["text"], p["vision"]
     tile = v["image_size"]
     seq_len = (tile // v["patch_size"]) ** 2 // (p["scale_factor"] ** 2)
@@ -81,7 +81,7 @@ def write_folder(out, p, template_in=("tokenizer_config.json", "chat_template.js
     dump("preprocessor_config.json", {
         "processor_class": "Idefics3Processor", "image_processor_type": "Idefics3ImageProcessor",
         "do_convert_rgb": True, "do_resize": True, "size": {"longest_edge": p["longest_edge"]},
-        "max_image_size": {"longest_edge": tile}, "do_image_splitting": True, "resample": 1,
+        "max_image_size": {"longest_edge": tile}, "do_image_splitting": image_splitting, "resample": 1,
         "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5] * 3,
         "image_std": [0.5] * 3, "do_pad": True})
     dump("processor_config.json", {"image_seq_len": seq_len, "processor_class": "Idefics3Processor"})

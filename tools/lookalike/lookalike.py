@@ -39,6 +39,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--template-in", default="tokenizer_config.json,chat_template.json")
     ap.add_argument("--no-generation-config", action="store_true")
+    ap.add_argument("--no-image-splitting", action="store_true", help="one 512 tile per image (fast CI fixtures)")
     ap.add_argument("--no-position-ids", action="store_true", help="fused only: drop position_ids as the genai builder does")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
@@ -50,7 +51,8 @@ def main(argv=None):
     t, v = p["text"], p["vision"]
     os.makedirs(os.path.join(a.out, "onnx"), exist_ok=True)
     t0 = time.time()
-    folder.write_folder(a.out, p, template_in=a.template_in.split(","), generation_config=not a.no_generation_config)
+    folder.write_folder(a.out, p, template_in=a.template_in.split(","), generation_config=not a.no_generation_config,
+                       image_splitting=not a.no_image_splitting)
     tw = W.text_weights(t, a.seed)
     vw = W.vision_weights(v, t["hidden_size"], p["scale_factor"], a.seed)
     parts = {
