@@ -41,6 +41,8 @@ def main(argv=None):
     ap.add_argument("--no-generation-config", action="store_true")
     ap.add_argument("--no-image-splitting", action="store_true", help="one 512 tile per image (fast CI fixtures)")
     ap.add_argument("--no-position-ids", action="store_true", help="fused only: drop position_ids as the genai builder does")
+    ap.add_argument("--parts", default="decoder_model_merged,vision_encoder,embed_tokens",
+                    help="which onnx files to write (the json files are always written)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     dts = [d for d in a.dtypes.split(",") if d]
@@ -53,15 +55,18 @@ def main(argv=None):
     t0 = time.time()
     folder.write_folder(a.out, p, template_in=a.template_in.split(","), generation_config=not a.no_generation_config,
                        image_splitting=not a.no_image_splitting)
+    want = a.parts.split(",")
     tw = W.text_weights(t, a.seed)
-    vw = W.vision_weights(v, t["hidden_size"], p["scale_factor"], a.seed)
-    parts = {
-        "decoder_model_merged": (decoder_fused.build(t, tw, keep_position_ids=not a.no_position_ids)
-                                 if a.format == "fused" else decoder_torch.build(t, tw)),
-        "vision_encoder": vision_embed.build_vision(v, t["hidden_size"], p["scale_factor"], vw),
-        "embed_tokens": vision_embed.build_embed(tw["embed"]),
-    }
-    del tw, vw
+    parts = {}
+    if "decoder_model_merged" in want:
+        parts["decoder_model_merged"] = (decoder_fused.build(t, tw, keep_position_ids=not a.no_position_ids)
+                                         if a.format == "fused" else decoder_torch.build(t, tw))
+    if "vision_encoder" in want:
+        parts["vision_encoder"] = vision_embed.build_vision(v, t["hidden_size"], p["scale_factor"],
+                                                            W.vision_weights(v, t["hidden_size"], p["scale_factor"], a.seed))
+    if "embed_tokens" in want:
+        parts["embed_tokens"] = vision_embed.build_embed(tw["embed"])
+    del tw
     report = {"preset": a.preset, "format": a.format, "layers": t["num_hidden_layers"], "seed": a.seed, "files": {}}
     for part, model in parts.items():
         for d in dts:
@@ -74,7 +79,14 @@ def main(argv=None):
             report["files"][name] = {"bytes": os.path.getsize(os.path.join(a.out, "onnx", name)), "ops": ops}
             print(f"[lookalike] onnx/{name} {report['files'][name]['bytes'] / 1e6:.1f} MB", flush=True)
     report["seconds"] = round(time.time() - t0, 1)
-    json.dump(report, open(os.path.join(a.out, "lookalike.json"), "w"), indent=1)
+    rp = os.path.join(a.out, "lookalike.json")
+    if os.path.exists(rp):  # several runs into one folder (one dtype each, in parallel) add to one report
+        try:
+            old = json.load(open(rp))
+            report["files"] = {**old.get("files", {}), **report["files"]}
+        except ValueError:
+            pass
+    json.dump(report, open(rp, "w"), indent=1)
     print(f"[lookalike] {a.out} in {report['seconds']} s", flush=True)
 
 
