@@ -26,12 +26,16 @@ left() { echo $(( DEADLINE_S - ($(date +%s) - START) )); }
 gen() { # preset format dtype out [parts]
   local t0=$(date +%s)
   $PY tools/lookalike/lookalike.py ${LAYERS:+--layers $LAYERS} --preset "$1" --format "$2" --dtypes "$3" --out "$4" ${5:+--parts $5} > /dev/null 2>>"$OUTDIR/errors.txt"
-  echo "{\"preset\":\"$1\",\"format\":\"$2\",\"dtype\":\"$3\",\"rc\":$?,\"seconds\":$(( $(date +%s) - t0 ))}" >> "$W/gen.jsonl"
+  local rc=$?
+  echo "{\"preset\":\"$1\",\"format\":\"$2\",\"dtype\":\"$3\",\"rc\":$rc,\"seconds\":$(( $(date +%s) - t0 ))}" >> "$W/gen.jsonl"
 }
 : > "$W/gen.jsonl"
+# At most GEN_JOBS at once: each holds the weights several times over while quantizing (18 at once were OOM-killed
+# on a 23 GB machine even at 1 layer).
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "${GEN_JOBS:-6}" ]; do sleep 1; done; }
 for p in smolvlm-256m smolvlm-500m; do
-  for d in fp32 fp16 q4 q4f16 int8 uint8 quantized bnb4; do gen $p fused $d "$W/$p-fused" & done
-  gen $p torch fp32 "$W/$p-torch" decoder_model_merged &
+  for d in fp32 fp16 q4 q4f16 int8 uint8 quantized bnb4; do throttle; gen $p fused $d "$W/$p-fused" & done
+  throttle; gen $p torch fp32 "$W/$p-torch" decoder_model_merged &
 done
 wait
 for p in smolvlm-256m smolvlm-500m; do  # the twin shares the fused folder's vision and embed files (same weights)
