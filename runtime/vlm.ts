@@ -44,7 +44,14 @@ export class Vlm implements LoadedModel {
     readonly scoreOutputs: string[] | null,
     readonly kvDtype: KvDtype,
     readonly loadMs: number,
+    /** Why attention importance is unavailable (null when it is available). */
+    readonly scoresUnavailable: string | null = null,
   ) {}
+
+  /** Builder-made fused decoders may lack position_ids (rotary inside GroupQueryAttention): feed it only when taken. */
+  get takesPositionIds(): boolean {
+    return this.sessions.decoder.inputNames.includes('position_ids');
+  }
 
   static async load(opts: VlmLoadOptions): Promise<Vlm> {
     const t0 = performance.now();
@@ -55,6 +62,7 @@ export class Vlm implements LoadedModel {
     // The importance-scoring decoder is derived once and cached on disk; without it the score-free policies run.
     let decoderPath = config.files.decoder;
     let scoreOutputs: string[] | null = null;
+    let scoresUnavailable: string | null = opts.scores === false ? 'attention scores were not requested' : null;
     if (opts.scores !== false) {
       try {
         const { deriveScoredDecoder } = await import('./onnx/derive.js');
@@ -63,7 +71,8 @@ export class Vlm implements LoadedModel {
         scoreOutputs = d.outputNames;
         log(`attention importance: ${d.kind} graph, ${d.layers} layers`);
       } catch (e) {
-        log(`attention importance unavailable (${(e as Error).message.split('\n')[0]}); elastic and h2o need it`);
+        scoresUnavailable = (e as Error).message.split('\n')[0];
+        log(`attention importance unavailable (${scoresUnavailable}); elastic and h2o need it, streaming and full run`);
       }
     }
 
@@ -79,7 +88,7 @@ export class Vlm implements LoadedModel {
     const kvDtype = checkGraphs(config, sessions);
     const loadMs = performance.now() - t0;
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);
-    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs);
+    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, scoresUnavailable);
   }
 
   /** Starts a conversation about one image (the cache lives in the conversation). */
@@ -148,7 +157,7 @@ function checkGraphs(cfg: ModelConfig, s: Sessions): KvDtype {
     }
   };
   need(s.vision, ['pixel_values'], 'onnx/vision_encoder', 'input');
-  need(s.decoder, ['inputs_embeds', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.0.value'], 'onnx/decoder_model_merged', 'input');
+  need(s.decoder, ['inputs_embeds', 'attention_mask', 'past_key_values.0.key', 'past_key_values.0.value'], 'onnx/decoder_model_merged', 'input');
   need(s.decoder, ['logits', 'present.0.key'], 'onnx/decoder_model_merged', 'output');
   const pastInputs = s.decoder.inputNames.filter((n) => n.startsWith('past_key_values.') && n.endsWith('.key')).length;
   if (pastInputs !== cfg.numLayers) {

@@ -34,6 +34,14 @@ fi
 
 say "npm dependencies"
 ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+# Python for the look-alike model generator (npm run lookalike, its tests): a venv outside the checkout, from the
+# machine's package index; no PyTorch.
+py_env="${XDG_CACHE_HOME:-$HOME/.cache}/elastic-vlm/pyenv"
+if ! "$py_env/bin/python" -c 'import onnx, onnxruntime, numpy, onnx_ir' 2>/dev/null; then
+  say "python deps for tools/lookalike into $py_env"
+  python3 -m venv "$py_env" && "$py_env/bin/pip" install -q --retries 1 --timeout 20 onnx onnxruntime numpy onnx-ir \
+    || say "python deps could not be installed: npm run lookalike and its tests will fail"
+fi
 say "build"
 npm run --silent build
 # Node 24 (the float16 tests and VS Code's server run on it), code-server and playwright-core for the end-to-end

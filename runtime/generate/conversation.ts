@@ -26,6 +26,10 @@ export interface LoadedModel {
   readonly provider: Provider;
   /** The decoder's attention-importance output names, one per layer; null without scores. */
   readonly scoreOutputs: string[] | null;
+  /** Why there are no scores (null when there are). */
+  readonly scoresUnavailable: string | null;
+  /** Whether the decoder takes position_ids (a builder-made fused graph may derive positions itself). */
+  readonly takesPositionIds: boolean;
   readonly kvShape: KvShape;
   readonly loadMs: number;
   readonly counters: ForwardCounters;
@@ -177,7 +181,7 @@ export class Conversation {
       importance: cache.importance, merge: cache.merge, releasedSelection: cache.releasedSelection,
     });
     if (this.policy.needsScores && !this.model.scoreOutputs) {
-      throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give; use streaming or full`);
+      throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give (${this.model.scoresUnavailable}); streaming and full run without them`);
     }
     this.tokensSeen = 0;
     this.merged = 0;
@@ -233,7 +237,7 @@ export class Conversation {
     const out = await this.model.decoder({
       inputs_embeds: embeds,
       attention_mask: ones(store.length + n),
-      position_ids: positionIds(start, n),
+      ...(this.model.takesPositionIds ? { position_ids: positionIds(start, n) } : {}),
       ...store.feeds(),
     });
     this.model.counters.prefillRuns++;
@@ -253,7 +257,7 @@ export class Conversation {
     const out = await this.model.decoder({
       inputs_embeds: await this.model.embed([token]),
       attention_mask: ones(store.length + 1),
-      position_ids: positionIds(positions === 'absolute' ? this.tokensSeen : store.length, 1),
+      ...(this.model.takesPositionIds ? { position_ids: positionIds(positions === 'absolute' ? this.tokensSeen : store.length, 1) } : {}),
       ...store.feeds(),
     });
     this.model.counters.decodeSteps++;

@@ -3,7 +3,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadInputError } from '../errors.js';
-import { onnxFileName, REQUIRED_ROOT_FILES, type ModelGraph } from './layout.js';
+import { resolveChatTemplate } from './chatTemplate.js';
+import { parseDtypeSelection, PARTS, type DtypeSelection, type Part } from './dtypes.js';
+import { onnxFileName, REQUIRED_ROOT_FILES } from './layout.js';
 
 export interface ImageProcessorConfig {
   doResize: boolean;
@@ -33,6 +35,9 @@ export interface ModelConfig {
   tokenizerJson: object;
   tokenizerConfig: Record<string, unknown>;
   chatTemplate: string;
+  /** The file the chat template came from (chatTemplate.ts). */
+  chatTemplateFile: string;
+  dtypes: DtypeSelection;
   files: { vision: string; embed: string; decoder: string };
 }
 
@@ -56,11 +61,13 @@ function num(v: unknown, file: string, key: string): number {
   return v;
 }
 
-/** The onnx/ file of a graph for a dtype variant (layout.ts names it), checked to exist. */
-function onnxFile(dir: string, graph: ModelGraph, dtype: string): string {
-  const name = onnxFileName(graph, dtype);
+/** The onnx/ file of one part in its selected dtype (layout.ts names it); missing or empty is a BadInputError naming it. */
+function onnxFile(dir: string, part: Part, dtypes: DtypeSelection): string {
+  const dtype = dtypes[part];
+  const name = onnxFileName(PARTS[part], dtype);
   const p = join(dir, name);
-  if (!existsSync(p)) throw new BadInputError(`model folder ${dir} is missing ${name}`);
+  const what = dtype === 'fp32' ? '' : ` (dtype ${dtype})`;
+  if (!existsSync(p)) throw new BadInputError(`model folder ${dir} is missing ${name}${what}`);
   if (statSync(p).size < 16) throw new BadInputError(`${name} in ${dir} is truncated`);
   return p;
 }
@@ -73,8 +80,9 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
   const proc = readJson(dir, 'processor_config.json', false);
   const tokenizerJson = readJson(dir, 'tokenizer.json', true)!;
   const tokenizerConfig = readJson(dir, 'tokenizer_config.json', true)!;
-  // Optional: the end tokens are in config.json too.
+  // Optional: config.json holds the end token too.
   const gen = readJson(dir, 'generation_config.json', false) ?? {};
+  const dtypes = parseDtypeSelection(dtype);
 
   const text = config.text_config;
   const vision = config.vision_config;
@@ -94,8 +102,7 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
     ? num(proc.image_seq_len, 'processor_config.json', 'image_seq_len')
     : Math.floor((imgSize / patch) ** 2 / (scale * scale));
 
-  const chatTemplate = tokenizerConfig.chat_template;
-  if (typeof chatTemplate !== 'string') throw new BadInputError('tokenizer_config.json has no chat_template');
+  const { template: chatTemplate, file: chatTemplateFile } = resolveChatTemplate(dir, tokenizerConfig);
 
   const eos = gen.eos_token_id ?? config.eos_token_id ?? text.eos_token_id;
   const eosTokenIds = (Array.isArray(eos) ? eos : [eos]).filter((v) => typeof v === 'number');
@@ -135,10 +142,12 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
     tokenizerJson,
     tokenizerConfig,
     chatTemplate,
+    chatTemplateFile,
+    dtypes,
     files: {
-      vision: onnxFile(dir, 'vision_encoder', dtype),
-      embed: onnxFile(dir, 'embed_tokens', dtype),
-      decoder: onnxFile(dir, 'decoder_model_merged', dtype),
+      vision: onnxFile(dir, 'vision', dtypes),
+      embed: onnxFile(dir, 'embed', dtypes),
+      decoder: onnxFile(dir, 'decoder', dtypes),
     },
   };
 }

@@ -39,7 +39,12 @@ export class PromptBuilder {
     try {
       this.template = new Template(cfg.chatTemplate);
     } catch (e) {
-      throw new BadInputError(`tokenizer_config.json chat_template does not parse: ${(e as Error).message}`);
+      throw new BadInputError(`${cfg.chatTemplateFile ?? 'tokenizer_config.json'} chat_template does not parse: ${(e as Error).message}`);
+    }
+    // Every id the decoder can emit must decode: a tokenizer smaller than the model's vocabulary is the wrong one.
+    const size = this.tokenizer.get_vocab(true).size;
+    if (size < cfg.vocabSize) {
+      throw new BadInputError(`tokenizer.json in ${cfg.dir} has ${size} tokens but config.json says vocab_size ${cfg.vocabSize}`);
     }
     const tok = (id: number) => this.tokenizer.id_to_token(id);
     const imageToken = tok(cfg.imageTokenId);

@@ -68,6 +68,10 @@ export async function createSession(path: string, provider: Provider, opts: Sess
     return await ort.InferenceSession.create(path, o);
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
+    // An op this onnxruntime does not know (an unknown attention kernel, a newer contrib op) is the model's problem.
+    if (/not a registered function\/op|Could not find an implementation|Unrecognized attribute|unknown op/i.test(msg)) {
+      throw new BadInputError(`${path} uses an operator this onnxruntime cannot run: ${msg}`);
+    }
     if (/protobuf|parsing|Load model|INVALID_PROTOBUF|invalid model|No graph/i.test(msg)) {
       throw new BadInputError(`${path} is not a valid ONNX model (truncated or corrupt): ${msg}`);
     }

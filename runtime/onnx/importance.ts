@@ -16,12 +16,13 @@ import { attr, tensor, I64 } from './build.js';
 import { FLOAT, GraphIndex, attrInt, defaultOpset, hasExternalData, num, setAttrInt, UnsupportedModelError } from './graphIndex.js';
 import { findSites, type AttentionKind, type Site } from './attentionSites.js';
 import { assignLayers } from './layerMap.js';
+import { wireTruePositions, type PositionsRewrite } from './positions.js';
 
 export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-export const REWRITE_VERSION = 3;
+export const REWRITE_VERSION = 4;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 
 export interface RewriteResult {
@@ -30,6 +31,8 @@ export interface RewriteResult {
   layers: number;
   /** `attn_importance.{i}` for i = 0..layers-1, in layer order. */
   outputNames: string[];
+  /** GroupQueryAttention rotary rewired to position_ids (positions.ts). */
+  positions?: PositionsRewrite;
 }
 
 export interface RewriteOptions {
@@ -67,7 +70,9 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
 
   graph.node = [...(graph.node ?? []), ...reduction.nodes];
   graph.output = [...(graph.output ?? []), ...outputNames.map((name) => outputInfo(graph, name))];
-  return { model, kind: found.kind, layers: layerOf.length, outputNames };
+  // The derived decoder also places tokens at their true positions after a compaction (positions.ts).
+  const positions = found.kind === 'gqa' ? wireTruePositions(model) : undefined;
+  return { model, kind: found.kind, layers: layerOf.length, outputNames, positions };
 }
 
 /**

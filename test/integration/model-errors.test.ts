@@ -58,4 +58,4 @@ test('tokenizer without the image token', () => fails(broken((d) => editJson(d, 
 })), /no token for image_token_id/));
 test('chat template missing', () => fails(broken((d) => editJson(d, 'tokenizer_config.json', (j) => {
   delete j.chat_template;
-})), /no chat_template/));
+})), /no chat template/));
