@@ -1,5 +1,5 @@
 // npm run ask -- IMAGE "QUESTION" [--model DIR] [--device D] [--max-new-tokens N] [--policy P] [--keep K]
-//   [--positions absolute|compressed] [--importance sum|mean] [--merge on|off] [--dtype fp16] [--json] [--in-process] [--verbose]
+//   [--detail global|low|medium|full] [--positions absolute|compressed] [--importance sum|mean] [--merge on|off] [--dtype fp16] [--json] [--in-process] [--verbose]
 // Streams the answer to stdout; with --json prints one JSON object at the end instead.
 // Exit codes: 0 ok, 2 bad input (image, question, options, model folder), 1 internal failure.
 import { parseArgs } from 'node:util';
@@ -7,8 +7,8 @@ import { resolve } from 'node:path';
 import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, workerEntry } from '../paths.js';
 import { WorkerClient, WorkerError } from '../worker/client.js';
-import type { AskResult, CacheOptions, GenerateOptions, LoadOptions } from '../protocol.js';
-import { parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
+import type { AskResult, CacheOptions, GenerateOptions, ImageDetail, LoadOptions } from '../protocol.js';
+import { parseDetail, parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 
 const USAGE = 'usage: npm run ask -- IMAGE "QUESTION" [--model DIR] [--device auto|cpu|webgpu|cuda|dml|coreml] [--max-new-tokens N] [--policy full|elastic|h2o|streaming] [--keep K] [--json]';
 
@@ -24,6 +24,7 @@ async function main(): Promise<number> {
         'max-new-tokens': { type: 'string' },
         policy: { type: 'string' },
         keep: { type: 'string' },
+        detail: { type: 'string' },
         positions: { type: 'string' },
         importance: { type: 'string' },
         merge: { type: 'string' },
@@ -63,10 +64,10 @@ async function main(): Promise<number> {
       topP: values['top-p'] === undefined ? undefined : Number(values['top-p']),
       seed: parseIntOption('seed', values.seed, 0, 0, 2 ** 31),
     };
+    const detail = parseDetail(values.detail);
     const onToken = values.json ? undefined : (t: string) => process.stdout.write(t);
-    const result = values['in-process']
-      ? await inProcess(load, resolve(image), question, cache, generate, onToken, verbose)
-      : await viaWorker(load, resolve(image), question, cache, generate, onToken, verbose);
+    const turn = { image: resolve(image), question, cache, generate, detail };
+    const result = values['in-process'] ? await inProcess(load, turn, onToken, verbose) : await viaWorker(load, turn, onToken, verbose);
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else process.stdout.write('\n');
     return 0;
@@ -78,25 +79,31 @@ async function main(): Promise<number> {
   }
 }
 
-async function viaWorker(load: LoadOptions, image: string, question: string, cache: CacheOptions, generate: GenerateOptions,
-  onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
+interface Turn {
+  image: string;
+  question: string;
+  cache: CacheOptions;
+  generate: GenerateOptions;
+  detail: ImageDetail;
+}
+
+async function viaWorker(load: LoadOptions, turn: Turn, onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
   const entry = workerEntry();
   const client = new WorkerClient({ workerPath: entry.path, execArgv: entry.execArgv, log: verbose ? (l) => process.stderr.write(`${l}\n`) : undefined });
   try {
     await client.load(load);
-    const { result } = client.ask({ image, question, cache, generate }, { onToken });
+    const { result } = client.ask(turn, { onToken });
     return await result;
   } finally {
     await client.dispose();
   }
 }
 
-async function inProcess(load: LoadOptions, image: string, question: string, cache: CacheOptions, generate: GenerateOptions,
-  onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
+async function inProcess(load: LoadOptions, turn: Turn, onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
   const { Vlm } = await import('../vlm.js');
   const vlm = await Vlm.load({ ...load, log: verbose ? (l) => process.stderr.write(`${l}\n`) : undefined });
   try {
-    const { ids: _ids, forcedLogProbs: _f, ...result } = await vlm.conversation().ask(image, question, { cache, generate }, { onToken });
+    const { ids: _ids, forcedLogProbs: _f, ...result } = await vlm.conversation().ask(turn.image, turn.question, turn, { onToken });
     return result;
   } finally {
     await vlm.release();

@@ -28,6 +28,9 @@ export interface ModelConfig {
   headDim: number;
   hiddenSize: number;
   vocabSize: number;
+  /** The vision encoder's attention heads and patches per tile: its largest tensor is heads x patches^2 per tile. */
+  visionHeads: number;
+  patchesPerTile: number;
   eosTokenIds: number[];
   image: ImageProcessorConfig;
   tokenizerJson: object;
@@ -130,6 +133,8 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
     headDim,
     hiddenSize,
     vocabSize: num(text.vocab_size ?? config.vocab_size, 'config.json', 'text_config.vocab_size'),
+    visionHeads: vision.num_attention_heads === undefined ? 12 : num(vision.num_attention_heads, 'config.json', 'vision_config.num_attention_heads'),
+    patchesPerTile: (imgSize / patch) ** 2,
     eosTokenIds,
     image,
     tokenizerJson,
