@@ -226,7 +226,7 @@ export class ImagePanel implements vscode.Disposable {
     try {
       const result = await this.host.run(
         this,
-        { image: continues ? undefined : this.image.fsPath, question, cache, maxNewTokens: settings.maxNewTokens },
+        { image: continues ? undefined : this.image.fsPath, question, cache, maxNewTokens: settings.maxNewTokens, detail: settings.imageDetail },
         {
           onToken: (text) => {
             rec.answer += text;

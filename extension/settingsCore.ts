@@ -2,7 +2,8 @@
 // An invalid value (out of range, unknown enum member, wrong type) is rejected with a message and the previous valid
 // value (or the default, the first time) is used instead.
 import {
-  DEVICES, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheOptions, type Device, type Importance, type PolicyName,
+  DEVICES, IMAGE_DETAILS, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheOptions, type Device, type ImageDetail, type Importance,
+  type PolicyName,
 } from '../runtime/protocol.js';
 
 export interface Settings {
@@ -17,6 +18,8 @@ export interface Settings {
   elasticImportance: Importance;
   /** Elastic's stage 1 merges dropped entries into anchors (the paper) or evicts them. */
   elasticMerge: boolean;
+  /** How finely images are tiled for the vision encoder (fewer tiles: a faster first answer, less detail). */
+  imageDetail: ImageDetail;
 }
 
 export const SECTION = 'elasticVlm';
@@ -37,6 +40,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   hubEndpoint: 'https://huggingface.co',
   elasticImportance: 'mean',
   elasticMerge: false,
+  imageDetail: 'full',
 });
 
 export const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -75,6 +79,7 @@ const CHECKS: Record<keyof Settings, Check> = {
   hubEndpoint: checkEndpoint,
   elasticImportance: (v) => (isOneOf(IMPORTANCES, v) ? null : `must be one of ${IMPORTANCES.join(', ')}`),
   elasticMerge: (v) => (typeof v === 'boolean' ? null : 'must be true or false'),
+  imageDetail: (v) => (isOneOf(IMAGE_DETAILS, v) ? null : `must be one of ${IMAGE_DETAILS.join(', ')}`),
 };
 
 export interface SettingProblem {

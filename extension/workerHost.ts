@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { WorkerClient, WorkerError, type AskHandlers } from '../runtime/worker/client.js';
-import type { AskResult, CacheOptions, CacheStats, LoadOptions, ModelInfo } from '../runtime/protocol.js';
+import type { AskResult, CacheOptions, CacheStats, ImageDetail, LoadOptions, ModelInfo } from '../runtime/protocol.js';
 import type { Settings } from './settingsCore.js';
 import { readManifest } from './downloadCore.js';
 import { log } from './log.js';
@@ -173,7 +173,7 @@ export class WorkerHost implements vscode.Disposable {
    */
   async run(
     owner: Owner,
-    body: { image?: string; question: string; cache: CacheOptions; maxNewTokens: number },
+    body: { image?: string; question: string; cache: CacheOptions; maxNewTokens: number; detail?: ImageDetail },
     handlers: AskHandlers,
     onId: (id: number) => void,
   ): Promise<AskResult> {
@@ -193,7 +193,7 @@ export class WorkerHost implements vscode.Disposable {
       };
       const generate = { maxNewTokens: body.maxNewTokens, statsEvery: 4 };
       const req = body.image !== undefined
-        ? client.ask({ image: body.image, question: body.question, cache: body.cache, generate }, wrapped)
+        ? client.ask({ image: body.image, question: body.question, cache: body.cache, generate, detail: body.detail }, wrapped)
         : client.followUp({ question: body.question, generate }, wrapped);
       this.owner = owner;
       if (body.image !== undefined) this.ownerCache = { ...body.cache };

@@ -15,6 +15,10 @@ export type PolicyName = (typeof POLICIES)[number];
 export const IMPORTANCES = ['sum', 'mean'] as const;
 export type Importance = (typeof IMPORTANCES)[number];
 
+/** How finely an image is tiled: the global image alone, at most 2 or 3 tiles on its long side, or the model's own. */
+export const IMAGE_DETAILS = ['global', 'low', 'medium', 'full'] as const;
+export type ImageDetail = (typeof IMAGE_DETAILS)[number];
+
 /** The smallest fraction of the cache a user may keep (below it a budget holds a handful of entries). */
 export const KEEP_MIN = 0.05;
 export const KEEP_MAX = 1;
@@ -62,7 +66,7 @@ export interface GenerateOptions {
 
 export type Request =
   | { type: 'load'; id: number; options: LoadOptions }
-  | { type: 'ask'; id: number; image: string; question: string; cache: CacheOptions; generate: GenerateOptions }
+  | { type: 'ask'; id: number; image: string; question: string; cache: CacheOptions; generate: GenerateOptions; detail?: ImageDetail }
   // A follow-up keeps the first turn's cache options: another policy cannot take over a cache this one shaped.
   | { type: 'followUp'; id: number; question: string; generate: GenerateOptions }
   | { type: 'cancel'; id: number; target: number }
@@ -193,6 +197,7 @@ export function parseRequest(m: unknown): { ok: true; request: Request } | { ok:
     }
     case 'ask': {
       if (!isStr(m.image) || !isStr(m.question)) return bad('ask needs image and question strings');
+      if (m.detail !== undefined && !isOneOf(IMAGE_DETAILS, m.detail)) return bad(`detail must be one of ${IMAGE_DETAILS.join(', ')}`);
       const e = checkCache(m.cache) ?? checkGenerate(m.generate);
       if (e) return bad(e);
       break;

@@ -3,15 +3,23 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { BadInputError } from './errors.js';
 import { readModelFolder, type ModelConfig } from './model/modelFolder.js';
-import type { Preprocessed } from './model/preprocess.js';
+import { createHash } from 'node:crypto';
+import { decodeImageBytes, preprocess, readImageBytes, type Preprocessed } from './model/preprocess.js';
+import { detailConfig } from './model/detail.js';
+import { checkFitsInMemory } from './model/memory.js';
 import { PromptBuilder } from './model/prompt.js';
 import { ort, float16Tensor } from './model/ort.js';
 import { chooseProvider, createSession, type Provider } from './model/sessions.js';
 import { presentName, type KvDtype } from './cache/store.js';
 import { f32ToF16 } from './util/half.js';
-import type { Device } from './protocol.js';
-import { Conversation, type ForwardCounters, type LoadedModel } from './generate/conversation.js';
-import { feedable, tokenIds } from './generate/tensors.js';
+import type { Device, ImageDetail } from './protocol.js';
+import { Conversation, type EncodedImage, type ForwardCounters, type LoadedModel } from './generate/conversation.js';
+import { concatRows, feedable, tokenIds } from './generate/tensors.js';
+
+/** No tensor of the vision encoder's above this: tiles go through it in batches (one attention tensor per tile). */
+export const MAX_TENSOR_BYTES = 256 * 1024 * 1024;
+/** Images whose vision features stay cached (a few MB each at most). */
+const ENCODED_IMAGES_KEPT = 8;
 
 export { Conversation } from './generate/conversation.js';
 export type { AskCallbacks, StepInfo, TurnOptions, TurnResult } from './generate/conversation.js';
@@ -23,6 +31,10 @@ export interface VlmLoadOptions {
   /** Derive the attention-importance decoder (needed by elastic and h2o). Default true. */
   scores?: boolean;
   cacheDir?: string;
+  /** Bytes of memory the model may take (tests); default: what the machine and its cgroup have free. */
+  availableMemory?: number;
+  /** Tiles per vision-encoder run; default: as many as keep every tensor under MAX_TENSOR_BYTES. */
+  visionBatchTiles?: number;
   log?: (line: string) => void;
 }
 
@@ -34,6 +46,7 @@ interface Sessions {
 
 export class Vlm implements LoadedModel {
   readonly counters: ForwardCounters = { visionRuns: 0, prefillRuns: 0, decodeSteps: 0 };
+  private readonly encoded = new Map<string, EncodedImage>();
 
   private constructor(
     readonly config: ModelConfig,
@@ -44,6 +57,8 @@ export class Vlm implements LoadedModel {
     readonly scoreOutputs: string[] | null,
     readonly kvDtype: KvDtype,
     readonly loadMs: number,
+    /** Tiles per vision-encoder run. */
+    readonly visionBatchTiles: number,
     /** Why attention importance is unavailable (null when it is available). */
     readonly scoresUnavailable: string | null = null,
   ) {}
@@ -79,6 +94,8 @@ export class Vlm implements LoadedModel {
     const presents: string[] = [];
     for (let i = 0; i < config.numLayers; i++) presents.push(presentName(i, 'key'), presentName(i, 'value'));
     const { choice, value: sessions } = await chooseProvider(opts.device ?? 'auto', async (p) => {
+      // On a GPU the weights live in device memory, which Node cannot see; the CPU's must fit in RAM.
+      if (p === 'cpu') checkFitsInMemory([decoderPath, config.files.vision, config.files.embed], opts.availableMemory);
       const decoder = await createSession(decoderPath, p, { gpuOutputs: p === 'webgpu' ? presents : undefined });
       const vision = await createSession(config.files.vision, p);
       // The embedding lookup is one Gather: on the CPU it costs nothing and spares a GPU round trip per step.
@@ -88,7 +105,9 @@ export class Vlm implements LoadedModel {
     const kvDtype = checkGraphs(config, sessions);
     const loadMs = performance.now() - t0;
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);
-    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, scoresUnavailable);
+    const perTile = config.visionHeads * config.patchesPerTile ** 2 * 4; // one tile's attention probabilities, fp32
+    const batch = opts.visionBatchTiles ?? Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile));
+    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable);
   }
 
   /** Starts a conversation about one image (the cache lives in the conversation). */
@@ -113,27 +132,47 @@ export class Vlm implements LoadedModel {
     return feedable(out[this.sessions.embed.outputNames[0]]);
   }
 
-  /** Evaluation runs reuse each image's pixel values and vision features across cells (set by the caller). */
-  imageMemo: Map<string, Preprocessed> | null = null;
-  private featureMemo = new WeakMap<Preprocessed, Tensor>();
-
-  async vision(pre: Preprocessed): Promise<Tensor> {
-    const hit = this.imageMemo ? this.featureMemo.get(pre) : undefined;
-    if (hit) return hit;
-    const features = await this.visionRun(pre);
-    if (this.imageMemo) this.featureMemo.set(pre, features);
-    return features;
+  /**
+   * An image's tile layout and vision features, from the cache when the same bytes were encoded at the same detail
+   * (a re-ask, a second panel, the evaluation's cells): the vision encoder is the costliest part of a first token.
+   */
+  async encodeImage(image: string | Buffer, detail: ImageDetail = 'full'): Promise<EncodedImage> {
+    const bytes = await readImageBytes(image);
+    const key = `${createHash('sha256').update(bytes).digest('hex')}:${detail}`;
+    const hit = this.encoded.get(key);
+    if (hit) {
+      this.encoded.delete(key); // re-insert: the map's order is the recency order
+      this.encoded.set(key, hit);
+      return { ...hit, visionMs: 0 };
+    }
+    const pre = await preprocess(await decodeImageBytes(bytes), detailConfig(this.config.image, detail));
+    const tv = performance.now();
+    const features = await this.vision(pre);
+    const encoded: EncodedImage = { layout: { rows: pre.rows, cols: pre.cols, numImages: pre.numImages }, features, visionMs: performance.now() - tv };
+    this.encoded.set(key, encoded);
+    while (this.encoded.size > ENCODED_IMAGES_KEPT) this.encoded.delete(this.encoded.keys().next().value!);
+    return encoded;
   }
 
-  private async visionRun(pre: Preprocessed): Promise<Tensor> {
+  /** The vision encoder over every tile, in batches small enough that no tensor passes MAX_TENSOR_BYTES. */
+  async vision(pre: Preprocessed): Promise<Tensor> {
     this.counters.visionRuns++;
+    const batch = this.visionBatchTiles;
+    const parts: Tensor[] = [];
+    for (let first = 0; first < pre.numImages; first += batch) parts.push(await this.visionRun(pre, first, Math.min(batch, pre.numImages - first)));
+    return parts.length === 1 ? parts[0] : concatRows(parts);
+  }
+
+  private async visionRun(pre: Preprocessed, first: number, count: number): Promise<Tensor> {
     const T = pre.tile;
-    const dims = [1, pre.numImages, 3, T, T];
+    const plane = T * T;
+    const pixels = pre.pixelValues.subarray(first * 3 * plane, (first + count) * 3 * plane);
+    const dims = [1, count, 3, T, T];
     const feeds: Record<string, Tensor> = {
-      pixel_values: this.visionHalf ? float16Tensor(Uint16Array.from(pre.pixelValues, f32ToF16), dims) : new ort.Tensor('float32', pre.pixelValues, dims),
+      pixel_values: this.visionHalf ? float16Tensor(Uint16Array.from(pixels, f32ToF16), dims) : new ort.Tensor('float32', pixels, dims),
     };
     if (this.sessions.vision.inputNames.includes('pixel_attention_mask')) {
-      feeds.pixel_attention_mask = new ort.Tensor('bool', pre.pixelMask, [1, pre.numImages, T, T]);
+      feeds.pixel_attention_mask = new ort.Tensor('bool', pre.pixelMask.subarray(first * plane, (first + count) * plane), [1, count, T, T]);
     }
     const out = await this.sessions.vision.run(feeds);
     return feedable(out[this.sessions.vision.outputNames[0]]);

@@ -1,5 +1,5 @@
 // npm run ask -- IMAGE "QUESTION" [--model DIR] [--device D] [--max-new-tokens N] [--policy P] [--keep K]
-//   [--positions absolute|compressed] [--importance sum|mean] [--merge on|off] [--dtype fp16] [--json] [--in-process] [--verbose]
+//   [--detail global|low|medium|full] [--positions absolute|compressed] [--importance sum|mean] [--merge on|off] [--dtype fp16] [--json] [--in-process] [--verbose]
 // Streams the answer to stdout; with --json prints one JSON object at the end instead.
 // Exit codes: 0 ok, 2 bad input (image, question, options, model folder), 1 internal failure.
 import { parseArgs } from 'node:util';
@@ -7,8 +7,8 @@ import { resolve } from 'node:path';
 import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, workerEntry } from '../paths.js';
 import { WorkerClient, WorkerError } from '../worker/client.js';
-import type { AskResult, CacheOptions, GenerateOptions, LoadOptions } from '../protocol.js';
-import { parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
+import { IMPORTANCES, isOneOf, type AskResult, type CacheOptions, type GenerateOptions, type ImageDetail, type LoadOptions } from '../protocol.js';
+import { parseDetail, parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 
 const USAGE = 'usage: npm run ask -- IMAGE "QUESTION" [options]   (npm run ask -- --help lists them)';
 
@@ -24,6 +24,7 @@ options:
   --max-new-tokens N          answer length limit, 1 to 8192 (default 128)
   --policy P                  KV cache policy: full|elastic|h2o|streaming (default full)
   --keep K                    fraction of the KV cache kept, 0 < K <= 1 (default 0.5; 1 with --policy full)
+  --detail L                  image tiling: global|low|medium|full (default full, the model's own)
   --positions M               absolute|compressed position ids after compression (default absolute)
   --importance I              Elastic's ranking: sum (the paper) or mean (per seeing query)
   --merge on|off              Elastic merges dropped entries into anchors (on, the paper) or evicts them
@@ -63,6 +64,7 @@ async function main(): Promise<number> {
         'max-new-tokens': { type: 'string' },
         policy: { type: 'string' },
         keep: { type: 'string' },
+        detail: { type: 'string' },
         positions: { type: 'string' },
         importance: { type: 'string' },
         merge: { type: 'string' },
@@ -82,31 +84,12 @@ async function main(): Promise<number> {
     }
     if (positionals.length !== 2) throw new BadInputError(USAGE);
     const [image, question] = positionals;
-    const positions = values.positions ?? 'absolute';
-    if (positions !== 'absolute' && positions !== 'compressed') throw new BadInputError('--positions must be absolute or compressed');
     const load: LoadOptions = {
       modelDir: resolve(values.model ?? defaultModelDir()),
       device: parseDevice(values.device),
       dtype: values.dtype,
     };
-    const policy = parsePolicy(values.policy, 'full');
-    if (values.importance !== undefined && values.importance !== 'sum' && values.importance !== 'mean') throw new BadInputError('--importance must be sum or mean');
-    if (values.merge !== undefined && values.merge !== 'on' && values.merge !== 'off') throw new BadInputError('--merge must be on or off');
-    const cache: CacheOptions = {
-      policy,
-      keep: parseKeep(values.keep, policy === 'full' ? 1 : 0.5),
-      positions,
-      importance: values.importance as CacheOptions['importance'],
-      merge: values.merge === undefined ? undefined : values.merge === 'on',
-    };
-    const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
-    if (!(temperature >= 0)) throw new BadInputError('--temperature must be >= 0');
-    const generate: GenerateOptions = {
-      maxNewTokens: parseIntOption('max-new-tokens', values['max-new-tokens'], 128, 1, 8192),
-      temperature,
-      topP: values['top-p'] === undefined ? undefined : Number(values['top-p']),
-      seed: parseIntOption('seed', values.seed, 0, 0, 2 ** 31),
-    };
+    const { cache, generate } = turnOptions(values);
     // Loaded only for webgpu: the CLI process itself never needs ONNX Runtime.
     const software = load.device === 'webgpu' && !(await import('../model/sessions.js')).hardwareGpuLikely();
     if (software) {
@@ -114,10 +97,10 @@ async function main(): Promise<number> {
       process.stderr.write('note: --device webgpu runs on a software adapter here (no hardware GPU found, e.g. Mesa lavapipe): ' +
         'the answer is the same but several times slower than --device cpu; the decode speed follows the answer\n');
     }
+    const detail = parseDetail(values.detail);
     const onToken = values.json ? undefined : leadingTrimmer((t: string) => process.stdout.write(t));
-    const result = values['in-process']
-      ? await inProcess(load, resolve(image), question, cache, generate, onToken, verbose)
-      : await viaWorker(load, resolve(image), question, cache, generate, onToken, verbose);
+    const turn = { image: resolve(image), question, cache, generate, detail };
+    const result = values['in-process'] ? await inProcess(load, turn, onToken, verbose) : await viaWorker(load, turn, onToken, verbose);
     if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else process.stdout.write('\n');
     if (software && result.executionProvider === 'webgpu') {
@@ -132,25 +115,61 @@ async function main(): Promise<number> {
   }
 }
 
-async function viaWorker(load: LoadOptions, image: string, question: string, cache: CacheOptions, generate: GenerateOptions,
-  onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
+type Values = Record<string, string | boolean | undefined>;
+
+/** The cache and generation options of the command line, each checked with a clear message. */
+function turnOptions(values: Values): { cache: CacheOptions; generate: GenerateOptions } {
+  const str = (k: string) => values[k] as string | undefined;
+  const positions = str('positions') ?? 'absolute';
+  if (positions !== 'absolute' && positions !== 'compressed') throw new BadInputError('--positions must be absolute or compressed');
+  const policy = parsePolicy(str('policy'), 'full');
+  const importance = str('importance');
+  if (importance !== undefined && !isOneOf(IMPORTANCES, importance)) throw new BadInputError(`--importance must be ${IMPORTANCES.join(' or ')}`);
+  const merge = str('merge');
+  if (merge !== undefined && merge !== 'on' && merge !== 'off') throw new BadInputError('--merge must be on or off');
+  const cache: CacheOptions = {
+    policy,
+    keep: parseKeep(str('keep'), policy === 'full' ? 1 : 0.5),
+    positions,
+    importance,
+    merge: merge === undefined ? undefined : merge === 'on',
+  };
+  const temperature = str('temperature') === undefined ? 0 : Number(str('temperature'));
+  if (!(temperature >= 0)) throw new BadInputError('--temperature must be >= 0');
+  const generate: GenerateOptions = {
+    maxNewTokens: parseIntOption('max-new-tokens', str('max-new-tokens'), 128, 1, 8192),
+    temperature,
+    topP: str('top-p') === undefined ? undefined : Number(str('top-p')),
+    seed: parseIntOption('seed', str('seed'), 0, 0, 2 ** 31),
+  };
+  return { cache, generate };
+}
+
+interface Turn {
+  image: string;
+  question: string;
+  cache: CacheOptions;
+  generate: GenerateOptions;
+  detail: ImageDetail;
+}
+
+async function viaWorker(load: LoadOptions, turn: Turn, onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
   const entry = workerEntry();
   const client = new WorkerClient({ workerPath: entry.path, execArgv: entry.execArgv, log: verbose ? (l) => process.stderr.write(`${l}\n`) : undefined });
   try {
     await client.load(load);
-    const { result } = client.ask({ image, question, cache, generate }, { onToken });
+    const { result } = client.ask(turn, { onToken });
     return await result;
   } finally {
     await client.dispose();
   }
 }
 
-async function inProcess(load: LoadOptions, image: string, question: string, cache: CacheOptions, generate: GenerateOptions,
-  onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
+async function inProcess(load: LoadOptions, turn: Turn, onToken: ((t: string) => void) | undefined, verbose: boolean): Promise<AskResult> {
   const { Vlm } = await import('../vlm.js');
   const vlm = await Vlm.load({ ...load, log: verbose ? (l) => process.stderr.write(`${l}\n`) : undefined });
   try {
-    const { ids: _ids, forcedLogProbs: _f, ...result } = await vlm.conversation().ask(image, question, { cache, generate }, { onToken });
+    const { ids: _ids, forcedLogProbs: _f, ...result } = await vlm.conversation().ask(turn.image, turn.question, turn, { onToken });
     return result;
   } finally {
     await vlm.release();

@@ -214,7 +214,6 @@ async function main(): Promise<number> {
     const sameAsFull = keeps.includes(1) ? policies.filter((p) => p !== 'full') : [];
     if (sameAsFull.length && !cells.some((c) => c.policy === 'full')) cells.unshift({ policy: 'full', keep: 1 });
     const vlm = await Vlm.load({ modelDir: resolve(values.model ?? defaultModelDir()), device: parseDevice(values.device) });
-    vlm.imageMemo = new Map(); // every cell sees the same images: encode each once
     const log = (s: string) => process.stderr.write(`${s}\n`);
     const rows = await evaluate(vlm, samples, cells, variant, log);
     const full = rows.find((r) => r.policy === 'full');

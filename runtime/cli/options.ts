@@ -1,6 +1,6 @@
 // Command-line options shared by ask, eval and bench: parsed with node:util, validated with clear errors.
 import { BadInputError } from '../errors.js';
-import { DEVICES, POLICIES, type Device, type PolicyName } from '../protocol.js';
+import { DEVICES, IMAGE_DETAILS, isOneOf, POLICIES, type Device, type ImageDetail, type PolicyName } from '../protocol.js';
 
 export function parseDevice(v: string | undefined): Device {
   const d = (v ?? 'auto') as Device;
@@ -12,6 +12,12 @@ export function parsePolicy(v: string | undefined, fallback: PolicyName = 'full'
   const p = (v ?? fallback) as PolicyName;
   if (!POLICIES.includes(p)) throw new BadInputError(`unknown policy ${JSON.stringify(v)} (expected ${POLICIES.join(', ')})`);
   return p;
+}
+
+export function parseDetail(v: string | undefined): ImageDetail {
+  const d = v ?? 'full';
+  if (!isOneOf(IMAGE_DETAILS, d)) throw new BadInputError(`--detail must be one of ${IMAGE_DETAILS.join(', ')}, got ${JSON.stringify(v)}`);
+  return d;
 }
 
 export function parseKeep(v: string | undefined, fallback = 1): number {

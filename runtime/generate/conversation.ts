@@ -4,7 +4,7 @@
 import type { Tensor } from 'onnxruntime-node';
 import { BadInputError } from '../errors.js';
 import type { ModelConfig } from '../model/modelFolder.js';
-import { decodeImage, preprocess, type Preprocessed } from '../model/preprocess.js';
+import type { Preprocessed } from '../model/preprocess.js';
 import type { ChatMessage, PromptBuilder } from '../model/prompt.js';
 import { TextStream } from '../model/detokenize.js';
 import type { Provider } from '../model/sessions.js';
@@ -13,9 +13,9 @@ import { GpuKvStore } from '../cache/gpuStore.js';
 import { createPolicy } from '../cache/policies/index.js';
 import { planSummary } from '../cache/compact.js';
 import type { CachePlan, CachePolicy } from '../cache/types.js';
-import type { AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, KeptPositions, Timings } from '../protocol.js';
+import type { AskResult, CacheOptions, CacheStats, GenerateOptions, ImageDetail, ImportanceMap, KeptPositions, Timings } from '../protocol.js';
 import { KeptTracker } from '../cache/kept.js';
-import { importanceMap, spliceImageFeatures } from './imageTokens.js';
+import { importanceMap, spliceImageFeatures, type ImageLayout } from './imageTokens.js';
 import { lastLogits, ones, positionIds, toFloat } from './tensors.js';
 import { TokenChooser } from './tokenChooser.js';
 
@@ -33,11 +33,18 @@ export interface LoadedModel {
   readonly kvShape: KvShape;
   readonly loadMs: number;
   readonly counters: ForwardCounters;
-  /** Evaluation runs reuse each image's pixel values across cells (set by the caller). */
-  imageMemo: Map<string, Preprocessed> | null;
+  encodeImage(image: string | Buffer, detail?: ImageDetail): Promise<EncodedImage>;
   embed(ids: number[]): Promise<Tensor>;
   vision(pre: Preprocessed): Promise<Tensor>;
   decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+}
+
+/** Where an image's tiles sit (rows x cols + the global image; 0 x 0 unsplit) and their vision features. */
+export interface EncodedImage {
+  layout: ImageLayout;
+  features: Tensor;
+  /** Time the vision encoder took (0 when the features came from the cache). */
+  visionMs: number;
 }
 
 export interface ForwardCounters {
@@ -75,6 +82,8 @@ export interface TurnOptions {
   generate: GenerateOptions;
   /** Teacher forcing: feed these tokens instead of sampling and record their log-probabilities. */
   force?: number[];
+  /** How finely the first turn's image is tiled (default: the model's own tiling). */
+  detail?: ImageDetail;
 }
 
 export interface TurnResult extends AskResult {
@@ -111,28 +120,30 @@ export class Conversation {
 
   async ask(image: string | Buffer, question: string, opts: TurnOptions, cb: AskCallbacks = {}): Promise<TurnResult> {
     const t0 = performance.now();
-    const memo = typeof image === 'string' ? this.model.imageMemo?.get(image) : undefined;
-    const pre = memo ?? (await preprocess(await decodeImage(image), this.model.config.image));
-    if (typeof image === 'string' && this.model.imageMemo && !memo) this.model.imageMemo.set(image, pre);
-    return this.askPreprocessed(pre, question, opts, cb, t0);
+    return this.firstTurn(await this.model.encodeImage(image, opts.detail), question, opts, cb, t0);
   }
 
   /** The first turn from pixel values already made (tests feed the reference processor's own). */
-  async askPreprocessed(pre: Preprocessed, question: string, opts: TurnOptions, cb: AskCallbacks = {}, t0 = performance.now()): Promise<TurnResult> {
-    const { config, prompt } = this.model;
-    const { ids, messages } = prompt.firstTurn(question, { rows: pre.rows, cols: pre.cols });
-    const embeds = await this.model.embed(ids);
-    const tv = performance.now();
+  async askPreprocessed(pre: Preprocessed, question: string, opts: TurnOptions, cb: AskCallbacks = {}): Promise<TurnResult> {
+    const t0 = performance.now();
     const features = await this.model.vision(pre);
-    const clock: Clock = { t0, visionMs: performance.now() - tv, prefillMs: 0, firstTokenMs: 0, decodeStart: 0 };
-    this.imageTokens = spliceImageFeatures(embeds, features, ids, config.imageTokenId);
+    const encoded = { layout: { rows: pre.rows, cols: pre.cols, numImages: pre.numImages }, features, visionMs: performance.now() - t0 };
+    return this.firstTurn(encoded, question, opts, cb, t0);
+  }
+
+  private async firstTurn(image: EncodedImage, question: string, opts: TurnOptions, cb: AskCallbacks, t0: number): Promise<TurnResult> {
+    const { config, prompt } = this.model;
+    const { ids, messages } = prompt.firstTurn(question, { rows: image.layout.rows, cols: image.layout.cols });
+    const embeds = await this.model.embed(ids);
+    const clock: Clock = { t0, visionMs: image.visionMs, prefillMs: 0, firstTokenMs: 0, decodeStart: 0 };
+    this.imageTokens = spliceImageFeatures(embeds, image.features, ids, config.imageTokenId);
 
     this.reset(opts.cache);
     this.kept = cb.trackKept ? new KeptTracker(config.numLayers, ids.length) : null;
     this.kept?.append(ids.map((id) => (id === config.imageTokenId ? 'i' : 't')).join(''));
     this.history = messages;
     const { result, prefillScores } = await this.generate(embeds, ids.length, opts, cb, clock);
-    if (cb.onImportance && prefillScores) cb.onImportance(importanceMap(prefillScores, ids, config.imageTokenId, pre, config.imageSeqLen));
+    if (cb.onImportance && prefillScores) cb.onImportance(importanceMap(prefillScores, ids, config.imageTokenId, image.layout, config.imageSeqLen));
     return result;
   }
 

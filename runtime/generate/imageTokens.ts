@@ -2,8 +2,14 @@
 // prefill importance of those rows mapped back onto the tiles for the heat map.
 import type { Tensor } from 'onnxruntime-node';
 import { BadInputError } from '../errors.js';
-import type { Preprocessed } from '../model/preprocess.js';
 import type { ImportanceMap } from '../protocol.js';
+
+/** The tiles of an image in the prompt: rows x cols, then the global image (0 x 0: one unsplit frame). */
+export interface ImageLayout {
+  rows: number;
+  cols: number;
+  numImages: number;
+}
 
 const imagePositions = (ids: number[], imageTokenId: number): number[] => {
   const positions: number[] = [];
@@ -31,7 +37,7 @@ export function spliceImageFeatures(embeds: Tensor, features: Tensor, ids: numbe
 }
 
 /** Maps the prefill importance of image tokens (averaged over layers) back to tiles and patch cells. */
-export function importanceMap(scores: Float32Array[], ids: number[], imageTokenId: number, pre: Preprocessed, seqLen: number): ImportanceMap {
+export function importanceMap(scores: Float32Array[], ids: number[], imageTokenId: number, pre: ImageLayout, seqLen: number): ImportanceMap {
   const positions = imagePositions(ids, imageTokenId);
   const side = Math.round(Math.sqrt(seqLen));
   const tiles: ImportanceMap['tiles'] = [];

@@ -37,3 +37,18 @@ export function lastLogits(t: Tensor): Float32Array {
 export function feedable(t: Tensor): Tensor {
   return t.type === 'float16' ? float16Tensor(kvBits(t) as Uint16Array, t.dims) : t;
 }
+
+/** Tensors [n_i, ...rest] joined along the first axis (the vision encoder's features of each tile batch). */
+export function concatRows(parts: Tensor[]): Tensor {
+  const rest = parts[0].dims.slice(1);
+  const rows = parts.reduce((n, t) => n + t.dims[0], 0);
+  const half = parts[0].type === 'float16';
+  const out = half ? new Uint16Array(rows * rest.reduce((a, b) => a * b, 1)) : new Float32Array(rows * rest.reduce((a, b) => a * b, 1));
+  let at = 0;
+  for (const t of parts) {
+    const data = half ? kvBits(t) : (t.data as Float32Array);
+    out.set(data as never, at);
+    at += data.length;
+  }
+  return half ? float16Tensor(out as Uint16Array, [rows, ...rest]) : new ort.Tensor('float32', out as Float32Array, [rows, ...rest]);
+}

@@ -30,6 +30,9 @@ export interface ModelConfig {
   headDim: number;
   hiddenSize: number;
   vocabSize: number;
+  /** The vision encoder's attention heads and patches per tile: its largest tensor is heads x patches^2 per tile. */
+  visionHeads: number;
+  patchesPerTile: number;
   eosTokenIds: number[];
   image: ImageProcessorConfig;
   tokenizerJson: object;
@@ -72,6 +75,30 @@ function onnxFile(dir: string, part: Part, dtypes: DtypeSelection): string {
   return p;
 }
 
+/** The image processor's settings (preprocessor_config.json), its tile checked against the vision encoder's size. */
+function imageConfig(pre: Record<string, any>, imgSize: number): ImageProcessorConfig {
+  const longest = pre.size?.longest_edge;
+  const tile = pre.max_image_size?.longest_edge ?? imgSize;
+  const triple = (v: unknown, d: number): [number, number, number] =>
+    Array.isArray(v) && v.length === 3 ? (v as [number, number, number]) : typeof v === 'number' ? [v, v, v] : [d, d, d];
+  const image: ImageProcessorConfig = {
+    doResize: pre.do_resize ?? true,
+    longestEdge: num(longest ?? tile, 'preprocessor_config.json', 'size.longest_edge'),
+    tileSize: num(tile, 'preprocessor_config.json', 'max_image_size.longest_edge'),
+    doImageSplitting: pre.do_image_splitting ?? true,
+    doRescale: pre.do_rescale ?? true,
+    rescaleFactor: pre.rescale_factor ?? 1 / 255,
+    doNormalize: pre.do_normalize ?? true,
+    mean: triple(pre.image_mean, 0.5),
+    std: triple(pre.image_std, 0.5),
+    resample: typeof pre.resample === 'number' ? pre.resample : 1,
+  };
+  if (image.tileSize !== imgSize) {
+    throw new BadInputError(`preprocessor_config.json: max_image_size.longest_edge ${image.tileSize} disagrees with config.json vision_config.image_size ${imgSize}`);
+  }
+  return image;
+}
+
 export function readModelFolder(dir: string, dtype = ''): ModelConfig {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new BadInputError(`model folder not found: ${dir}`);
   for (const f of REQUIRED_ROOT_FILES) if (!existsSync(join(dir, f))) throw new BadInputError(`model folder ${dir} is missing ${f}`);
@@ -108,25 +135,7 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
   const eosTokenIds = (Array.isArray(eos) ? eos : [eos]).filter((v) => typeof v === 'number');
   if (eosTokenIds.length === 0) throw new BadInputError('no eos_token_id in generation_config.json or config.json');
 
-  const longest = pre.size?.longest_edge;
-  const tile = pre.max_image_size?.longest_edge ?? imgSize;
-  const triple = (v: unknown, d: number): [number, number, number] =>
-    Array.isArray(v) && v.length === 3 ? (v as [number, number, number]) : typeof v === 'number' ? [v, v, v] : [d, d, d];
-  const image: ImageProcessorConfig = {
-    doResize: pre.do_resize ?? true,
-    longestEdge: num(longest ?? tile, 'preprocessor_config.json', 'size.longest_edge'),
-    tileSize: num(tile, 'preprocessor_config.json', 'max_image_size.longest_edge'),
-    doImageSplitting: pre.do_image_splitting ?? true,
-    doRescale: pre.do_rescale ?? true,
-    rescaleFactor: pre.rescale_factor ?? 1 / 255,
-    doNormalize: pre.do_normalize ?? true,
-    mean: triple(pre.image_mean, 0.5),
-    std: triple(pre.image_std, 0.5),
-    resample: typeof pre.resample === 'number' ? pre.resample : 1,
-  };
-  if (image.tileSize !== imgSize) {
-    throw new BadInputError(`preprocessor_config.json: max_image_size.longest_edge ${image.tileSize} disagrees with config.json vision_config.image_size ${imgSize}`);
-  }
+  const image = imageConfig(pre, imgSize);
 
   return {
     dir,
@@ -137,6 +146,8 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
     headDim,
     hiddenSize,
     vocabSize: num(text.vocab_size ?? config.vocab_size, 'config.json', 'text_config.vocab_size'),
+    visionHeads: vision.num_attention_heads === undefined ? 12 : num(vision.num_attention_heads, 'config.json', 'vision_config.num_attention_heads'),
+    patchesPerTile: (imgSize / patch) ** 2,
     eosTokenIds,
     image,
     tokenizerJson,

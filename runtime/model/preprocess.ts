@@ -37,6 +37,11 @@ const KERNELS: Record<number, keyof sharp.KernelEnum> = { 0: 'nearest', 1: 'lanc
 
 /** Reads and decodes an image file (or bytes) to 8-bit sRGB, transparent areas on white. */
 export async function decodeImage(input: string | Buffer): Promise<Rgb> {
+  return decodeImageBytes(await readImageBytes(input));
+}
+
+/** An image file's bytes (or the bytes given), refused with one clear line when the file cannot be an image. */
+export async function readImageBytes(input: string | Buffer): Promise<Buffer> {
   let bytes: Buffer;
   if (typeof input === 'string') {
     let st;
@@ -60,6 +65,11 @@ export async function decodeImage(input: string | Buffer): Promise<Rgb> {
     bytes = input;
   }
   if (bytes.length === 0) throw new BadInputError('image is empty (0 bytes)');
+  return bytes;
+}
+
+/** Decodes image bytes to 8-bit sRGB, transparent areas on white. */
+export async function decodeImageBytes(bytes: Buffer): Promise<Rgb> {
   const svgChecked = looksLikeSvg(bytes);
   if (svgChecked) checkSvgSelfContained(svgText(bytes));
   try {

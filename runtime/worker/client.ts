@@ -4,8 +4,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type {
-  AskResult, CacheOptions, CacheStats, GenerateOptions, ImportanceMap, KeptPositions, LoadOptions, ModelInfo, Request,
-  WorkerErrorCode, WorkerEvent,
+  AskResult, CacheOptions, CacheStats, GenerateOptions, ImageDetail, ImportanceMap, KeptPositions, LoadOptions, ModelInfo,
+  Request, WorkerErrorCode, WorkerEvent,
 } from '../protocol.js';
 
 export interface WorkerClientOptions {
@@ -38,7 +38,7 @@ interface Pending {
   handlers?: AskHandlers;
 }
 
-type AskBody = { image: string; question: string; cache: CacheOptions; generate: GenerateOptions };
+type AskBody = { image: string; question: string; cache: CacheOptions; generate: GenerateOptions; detail?: ImageDetail };
 type FollowUpBody = { question: string; generate: GenerateOptions };
 // Distributive Omit, so each request kind keeps its own fields.
 type Body<R> = R extends unknown ? Omit<R, 'id'> : never;
@@ -158,7 +158,8 @@ export class WorkerClient extends EventEmitter {
       if (this.child !== child) return;
       this.child = null;
       this.loaded = null;
-      const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      // The kernel's OOM killer sends SIGKILL without a word: say what it most likely was.
+      const why = signal ? `killed by ${signal}${signal === 'SIGKILL' && !this.oomReason ? ' (by the system: out of memory, or ended by hand)' : ''}` : `exited with code ${code}`;
       // Out of memory: V8 prints its reason and then a native stack; name the reason, not the last frame.
       const tail = this.oomReason ? `out of memory (${this.oomReason})` : (this.stderrTail.trim().split('\n').slice(-1)[0] ?? '');
       const err = new WorkerError(`inference worker ${why}${tail ? `: ${tail}` : ''}`, 'worker-exit');

@@ -3,7 +3,7 @@
 // Requests run one at a time in arrival order (a second ask waits for the first; the client may cancel it);
 // a cancel takes effect between two decode steps. Bad messages get an error event, never a crash.
 import { parseRequest, type AskResult, type CacheOptions, type Request, type WorkerEvent } from '../protocol.js';
-import { isBadInput, oneLine, BadInputError } from '../errors.js';
+import { isBadInput, oneLine, BadInputError, describeFailure } from '../errors.js';
 import { Vlm, type AskCallbacks, type Conversation } from '../vlm.js';
 
 const send = (ev: WorkerEvent) => process.send?.(ev);
@@ -110,7 +110,7 @@ async function handle(req: Request): Promise<void> {
           send({ type: 'progress', id: req.id, stage: 'encoding' });
           conversation?.dispose();
           conversation = vlm.conversation();
-          result = await conversation.ask(req.image, req.question, { cache: req.cache, generate: req.generate }, callbacks);
+          result = await conversation.ask(req.image, req.question, { cache: req.cache, generate: req.generate, detail: req.detail }, callbacks);
         } else {
           if (!conversation) throw new BadInputError('no conversation to follow up: ask about an image first');
           send({ type: 'progress', id: req.id, stage: 'prefill' });
@@ -130,7 +130,7 @@ async function handle(req: Request): Promise<void> {
   } catch (e) {
     const code = isBadInput(e) ? 'bad-input' : 'internal';
     if (code === 'internal') log(`internal error: ${(e as Error).stack ?? e}`);
-    send({ type: 'error', id: req.id, message: oneLine(e), code });
+    send({ type: 'error', id: req.id, message: code === 'bad-input' ? oneLine(e) : describeFailure(e), code });
   } finally {
     cancelled.delete(req.id);
   }

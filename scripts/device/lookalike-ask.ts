@@ -2,15 +2,16 @@
 // features are reused across policies), printing one JSON line per policy with the timings, the cache lengths, the
 // process's peak RSS and the first logits (for a cross-dtype sanity check). Bundled into the device carry.
 // Usage: node lookalike-ask.js MODEL_DIR DTYPE DEVICE IMAGE MAX_NEW_TOKENS
+import { readFileSync } from 'node:fs';
 import { Vlm } from '../../runtime/vlm.js';
+
+/** The process's peak resident set (VmHWM): ORT's runs block the event loop, so sampling would miss the peak. */
+const peakRssMB = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024;
 import type { PolicyName } from '../../runtime/protocol.js';
 
 async function main() {
   const [dir, dtype, device, image, maxNew] = process.argv.slice(2);
-  let peakRss = 0;
-  const sample = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
   const vlm = await Vlm.load({ modelDir: dir, dtype, device: device as 'cpu' | 'webgpu' });
-  vlm.imageMemo = new Map();
   for (const policy of ['full', 'elastic', 'h2o', 'streaming'] as PolicyName[]) {
     const keep = policy === 'full' ? 1 : 0.3;
     const t0 = performance.now();
@@ -19,16 +20,14 @@ async function main() {
       const r = await vlm.conversation().ask(image, 'Describe this image.', {
         cache: { policy, keep }, generate: { maxNewTokens: Number(maxNew), ignoreEos: true },
       }, { onForward: (k, l) => { if (k === 'prefill') firstLogits = Array.from(l.subarray(0, 8)); } });
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
       console.log(JSON.stringify({ dir, dtype, device, provider: vlm.provider, fallback: vlm.fallbackReason, policy, keep,
         timings: r.timings, wallMs: performance.now() - t0, promptTokens: r.promptTokens, generated: r.generatedTokens,
         tokensSeen: r.cache.tokensSeen, perLayerLength: r.cache.perLayerLength[0], layers: r.cache.perLayerLength.length,
-        kvBytes: r.cache.bytes, peakRssMB: Math.round(peakRss / 2 ** 20), scores: !!vlm.scoreOutputs, firstLogits }));
+        kvBytes: r.cache.bytes, peakRssMB: Math.round(peakRssMB()), scores: !!vlm.scoreOutputs, firstLogits }));
     } catch (e) {
       console.log(JSON.stringify({ dir, dtype, device, policy, error: (e as Error).message.split('\n')[0] }));
     }
   }
-  clearInterval(sample);
   await vlm.release();
 }
 main().catch((e) => { console.log(JSON.stringify({ argv: process.argv.slice(2), error: (e as Error).message.split('\n')[0] })); process.exit(1); });

@@ -44,6 +44,7 @@ const badCases: [string, string[], RegExp][] = [
   ['bad keep', [image, 'q', '--keep', '1.5'], /--keep/],
   ['unknown policy', [image, 'q', '--policy', 'lru'], /unknown policy/],
   ['bad max-new-tokens', [image, 'q', '--max-new-tokens', '0'], /max-new-tokens/],
+  ['unknown detail', [image, 'q', '--detail', 'huge'], /--detail must be one of global, low, medium, full/],
   ['unknown option', [image, 'q', '--frobnicate'], /Unknown option|unknown option/i],
   ['missing model folder', [image, 'q', '--model', join(root, 'no-model')], /model folder not found/],
   ['missing arguments', [image], /usage/],

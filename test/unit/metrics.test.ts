@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { exactMatch, lcsLength, perplexity, rougeL } from '../../runtime/eval/metrics.js';
 import { argmax, logProb, makeSampler } from '../../runtime/generate/sampling.js';
 import { parseRequest } from '../../runtime/protocol.js';
+import { describeFailure } from '../../runtime/errors.js';
 
 test('exact match ignores case, spacing and a final full stop', () => {
   assert.ok(exactMatch(' Red.', 'red'));
@@ -54,4 +55,10 @@ test('protocol: malformed messages are rejected with a reason', () => {
   assert.equal(parseRequest({ type: 'explode', id: 2 }).ok, false);
   const ok = parseRequest({ type: 'ask', id: 4, image: 'a.png', question: 'q', cache: { policy: 'elastic', keep: 0.5 }, generate: { maxNewTokens: 4 } });
   assert.ok(ok.ok);
+});
+
+test('an allocation failure is named as such with what to try; other failures pass through as one line', () => {
+  const m = describeFailure(new Error('[ErrorCode:RuntimeException] Failed to allocate memory for requested buffer of size 855638016\n at ...'));
+  assert.match(m, /^out of memory while answering \(.*Failed to allocate memory.*\): try elasticVlm\.imageDetail low/);
+  assert.equal(describeFailure(new Error('shape mismatch\nstack')), 'shape mismatch');
 });

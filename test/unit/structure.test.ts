@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
-import { DEVICES, IMPORTANCES, KEEP_MAX, KEEP_MIN, POLICIES } from '../../runtime/protocol.js';
+import { DEVICES, IMAGE_DETAILS, IMPORTANCES, KEEP_MAX, KEEP_MIN, POLICIES } from '../../runtime/protocol.js';
 import { DEFAULT_SETTINGS } from '../../extension/settingsCore.js';
 
 const root = join(__dirname, '..', '..');
@@ -100,6 +100,7 @@ test("package.json's settings agree with the protocol's lists and the settings' 
   assert.deepEqual(props['elasticVlm.cachePolicy'].enum, [...POLICIES]);
   assert.deepEqual(props['elasticVlm.device'].enum, [...DEVICES]);
   assert.deepEqual(props['elasticVlm.elasticImportance'].enum, [...IMPORTANCES]);
+  assert.deepEqual(props['elasticVlm.imageDetail'].enum, [...IMAGE_DETAILS]);
   assert.equal(props['elasticVlm.cacheKeep'].minimum, KEEP_MIN);
   assert.equal(props['elasticVlm.cacheKeep'].maximum, KEEP_MAX);
   for (const [key, value] of Object.entries(DEFAULT_SETTINGS)) {

@@ -60,7 +60,6 @@ test('the fused decoder is the builder\'s graph; the twin has one Softmax per la
 test('parity with the torch-format twin: logits within 1e-3 at full cache and after an Elastic compaction, at true positions', async () => {
   const fused = await Vlm.load({ modelDir: FUSED, device: 'cpu', cacheDir });
   const twin = await Vlm.load({ modelDir: TWIN, device: 'cpu', cacheDir });
-  for (const v of [fused, twin]) v.imageMemo = new Map();
   const full = await run(twin, { policy: 'full', keep: 1 });
   const force = full.result.ids;
   const rows: Record<string, number> = {};
@@ -73,7 +72,6 @@ test('parity with the torch-format twin: logits within 1e-3 at full cache and af
   }
   // Both ways: the fused graph as published (rotary from the cache length) puts the token at the compressed length.
   const raw = await Vlm.load({ modelDir: FUSED, device: 'cpu', scores: false });
-  raw.imageMemo = new Map();
   const stream = { policy: 'streaming', keep: 0.3 } as CacheOptions;
   const asPublished = maxDiff((await run(raw, stream, force)).logits, (await run(twin, stream, force)).logits);
   const compressed = maxDiff((await run(raw, stream, force)).logits, (await run(twin, { ...stream, positions: 'compressed' }, force)).logits);
@@ -86,7 +84,6 @@ test('parity with the torch-format twin: logits within 1e-3 at full cache and af
 for (const dtype of DTYPES) {
   test(`dtype ${dtype}: loads and runs every policy`, async () => {
     const vlm = await Vlm.load({ modelDir: FUSED, device: 'cpu', dtype, cacheDir });
-    vlm.imageMemo = new Map();
     assert.ok(vlm.scoreOutputs, `${dtype}: importance from GroupQueryAttention`);
     for (const policy of ['full', 'elastic', 'h2o', 'streaming'] as PolicyName[]) {
       const { result, logits } = await run(vlm, { policy, keep: 0.3 });
