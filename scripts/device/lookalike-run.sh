@@ -33,8 +33,12 @@ gen() { # preset format dtype out [parts]
 # At most GEN_JOBS at once: each holds the weights several times over while quantizing (18 at once were OOM-killed
 # on a 23 GB machine even at 1 layer).
 throttle() { while [ "$(jobs -rp | wc -l)" -ge "${GEN_JOBS:-6}" ]; do sleep 1; done; }
+# Every dtype for 256M; the 500M's rarer ones (uint8, quantized, bnb4) only when asked: their cells come last.
+D256=${D256:-fp32 fp16 q4 q4f16 int8 uint8 quantized bnb4}
+D500=${D500:-fp32 q4 fp16 q4f16 int8}
 for p in smolvlm-256m smolvlm-500m; do
-  for d in fp32 fp16 q4 q4f16 int8 uint8 quantized bnb4; do throttle; gen $p fused $d "$W/$p-fused" & done
+  [ $p = smolvlm-256m ] && ds=$D256 || ds=$D500
+  for d in $ds; do throttle; gen $p fused $d "$W/$p-fused" & done
   throttle; gen $p torch fp32 "$W/$p-torch" decoder_model_merged &
 done
 wait
