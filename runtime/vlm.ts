@@ -18,6 +18,8 @@ import { concatRows, feedable, tokenIds } from './generate/tensors.js';
 
 /** No tensor of the vision encoder's above this: tiles go through it in batches (one attention tensor per tile). */
 export const MAX_TENSOR_BYTES = 256 * 1024 * 1024;
+/** Measured on an H200 (docs/gpu.md): the kernel refuses the output the importance rewrite reads. */
+export const WEBGPU_GQA_NO_SCORES = "onnxruntime 1.30's WebGPU GroupQueryAttention gives no attention scores (output_qk is not supported)";
 /** Images whose vision features stay cached (a few MB each at most). */
 const ENCODED_IMAGES_KEPT = 8;
 
@@ -76,6 +78,7 @@ export class Vlm implements LoadedModel {
 
     // The importance-scoring decoder is derived once and cached on disk; without it the score-free policies run.
     let decoderPath = config.files.decoder;
+    let kind: string | null = null;
     let scoreOutputs: string[] | null = null;
     let scoresUnavailable: string | null = opts.scores === false ? 'attention scores were not requested' : null;
     if (opts.scores !== false) {
@@ -83,6 +86,7 @@ export class Vlm implements LoadedModel {
         const { deriveScoredDecoder } = await import('./onnx/derive.js');
         const d = await deriveScoredDecoder(config.files.decoder, { cacheDir: opts.cacheDir });
         decoderPath = d.path;
+        kind = d.kind;
         scoreOutputs = d.outputNames;
         log(`attention importance: ${d.kind} graph, ${d.layers} layers`);
       } catch (e) {
@@ -93,15 +97,25 @@ export class Vlm implements LoadedModel {
 
     const presents: string[] = [];
     for (let i = 0; i < config.numLayers; i++) presents.push(presentName(i, 'key'), presentName(i, 'value'));
+    // WebGPU's GroupQueryAttention has no attention output: there it runs a decoder with true positions only.
+    const noScoresHere = (p: Provider) => p === 'webgpu' && kind === 'gqa';
+    // `auto` keeps scores for Elastic and H2O rather than move such a decoder to the GPU without them.
+    const skipForAuto = (p: Provider) => (noScoresHere(p) ? WEBGPU_GQA_NO_SCORES : null);
     const { choice, value: sessions } = await chooseProvider(opts.device ?? 'auto', async (p) => {
       // On a GPU the weights live in device memory, which Node cannot see; the CPU's must fit in RAM.
       if (p === 'cpu') checkFitsInMemory([decoderPath, config.files.vision, config.files.embed], opts.availableMemory);
-      const decoder = await createSession(decoderPath, p, { gpuOutputs: p === 'webgpu' ? presents : undefined });
+      const path = noScoresHere(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir }) : decoderPath;
+      const decoder = await createSession(path, p, { gpuOutputs: p === 'webgpu' ? presents : undefined });
       const vision = await createSession(config.files.vision, p);
       // The embedding lookup is one Gather: on the CPU it costs nothing and spares a GPU round trip per step.
       const embed = await createSession(config.files.embed, 'cpu');
       return { vision, embed, decoder };
-    }, log);
+    }, log, skipForAuto);
+    if (noScoresHere(choice.provider)) {
+      scoreOutputs = null;
+      scoresUnavailable = WEBGPU_GQA_NO_SCORES;
+      log(`${WEBGPU_GQA_NO_SCORES}: streaming and full run on the GPU`);
+    }
     const kvDtype = checkGraphs(config, sessions);
     const loadMs = performance.now() - t0;
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);

@@ -88,8 +88,8 @@ export interface ProviderChoice {
  * Picks the provider: a named one must work (its error is the user's), `auto` tries GPUs and then the CPU.
  * `probe` builds the sessions for one provider; its failure moves on to the next candidate.
  */
-export async function chooseProvider<T>(device: Device, probe: (p: Provider) => Promise<T>, log: (s: string) => void):
-  Promise<{ choice: ProviderChoice; value: T }> {
+export async function chooseProvider<T>(device: Device, probe: (p: Provider) => Promise<T>, log: (s: string) => void,
+  skipForAuto: (p: Provider) => string | null = () => null): Promise<{ choice: ProviderChoice; value: T }> {
   if (device !== 'auto') {
     try {
       return { choice: { provider: device }, value: await probe(device) };
@@ -100,6 +100,12 @@ export async function chooseProvider<T>(device: Device, probe: (p: Provider) => 
   }
   const reasons: string[] = [];
   for (const p of gpuCandidates()) {
+    const skip = skipForAuto(p);
+    if (skip) {
+      reasons.push(`${p}: ${skip}`);
+      log(`execution provider ${p} skipped: ${skip}`);
+      continue;
+    }
     try {
       return { choice: { provider: p }, value: await probe(p) };
     } catch (e) {

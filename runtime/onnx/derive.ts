@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { NoAttentionError, type AttentionKind } from './attentionSites.js';
 import { REWRITE_VERSION, rewriteForImportance, type RewriteResult } from './importance.js';
+import { wireTruePositions } from './positions.js';
 
 export interface DerivedDecoder {
   /** The derived model file (inside the cache folder). */
@@ -123,4 +124,22 @@ export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions =
   };
   await writeAtomic(p.meta, JSON.stringify(m, null, 2));
   return { path: p.model, kind: result.kind, layers: result.layers, outputNames: result.outputNames, cached: false, sourceSha256: sha };
+}
+
+/**
+ * A decoder derived from `srcPath` with true positions only (position_ids wired into a rotary GroupQueryAttention),
+ * no importance outputs: for providers whose GroupQueryAttention cannot output attention (WebGPU in onnxruntime
+ * 1.30). Returns the source itself when there is nothing to wire. Cached like the scored decoder.
+ */
+export async function derivePositionsDecoder(srcPath: string, opts: DeriveOptions = {}): Promise<string> {
+  const dir = opts.cacheDir ?? defaultDerivedCacheDir();
+  const bytes = await fsp.readFile(srcPath);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  const out = path.join(dir, `${sha}.positions.r${REWRITE_VERSION}.onnx`);
+  if (await fsp.stat(out).then((s) => s.size > 0, () => false)) return out;
+  const model = onnx.ModelProto.decode(bytes);
+  if (wireTruePositions(model).wired === 0) return srcPath;
+  await fsp.mkdir(dir, { recursive: true });
+  await writeAtomic(out, onnx.ModelProto.encode(model).finish());
+  return out;
 }
