@@ -1,11 +1,14 @@
 // The one message protocol between the inference worker and its clients (the extension, the CLI).
 // Both sides import this module; the worker validates every request with `parseRequest`.
-import type { CacheStats } from './cache/types.js';
+import type { CacheStats, ElasticVariant } from './cache/types.js';
+import { ELASTIC_VARIANTS } from './cache/types.js';
+export { ELASTIC_VARIANTS, type ElasticVariant } from './cache/types.js';
+export { DEFAULT_KEEP, SAFE_KEEP_MIN, isBelowSafeRange } from './cache/keepDefaults.js';
 
 export type Device = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
-export type PolicyName = 'full' | 'elastic' | 'h2o' | 'streaming';
+export type PolicyName = 'full' | 'elastic' | 'h2o' | 'streaming' | 'snapkv';
 export const DEVICES: readonly Device[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
-export const POLICIES: readonly PolicyName[] = ['full', 'elastic', 'h2o', 'streaming'];
+export const POLICIES: readonly PolicyName[] = ['full', 'elastic', 'h2o', 'streaming', 'snapkv'];
 
 export interface LoadOptions {
   /** Model folder in the SmolVLM ONNX layout. */
@@ -22,12 +25,19 @@ export interface CacheOptions {
   positions?: 'absolute' | 'compressed';
   startSize?: number;
   distance?: number;
+  /** Elastic's method: 'answers' (the product's, default), 'paper', 'released' (the released code's selection). */
+  variant?: ElasticVariant;
   /** Elastic's stage-1 importance: 'sum' (the paper) or 'mean' (per seeing query; see PolicyOptions). */
   importance?: 'sum' | 'mean';
   /** Elastic's stage-1 merging of dropped entries into anchors (the paper: true). */
   merge?: boolean;
   /** Elastic: the released code's selection (sort ranks used as indices), to measure what the fix is worth. */
   literal?: boolean;
+  /** The product's Elastic (measurement knobs, see PolicyOptions): window queries, pooling kernel, merge radius, question kept. */
+  window?: number;
+  kernel?: number;
+  mergeRadius?: number;
+  protectQuestion?: boolean;
 }
 
 export interface GenerateOptions {
@@ -107,6 +117,7 @@ function checkCache(c: unknown): string | null {
   if (c.positions !== undefined && c.positions !== 'absolute' && c.positions !== 'compressed') return 'positions must be absolute or compressed';
   if (c.importance !== undefined && c.importance !== 'sum' && c.importance !== 'mean') return 'importance must be sum or mean';
   if (c.merge !== undefined && typeof c.merge !== 'boolean') return 'merge must be true or false';
+  if (c.variant !== undefined && !ELASTIC_VARIANTS.includes(c.variant as ElasticVariant)) return `unknown elastic variant ${JSON.stringify(c.variant)}`;
   return null;
 }
 

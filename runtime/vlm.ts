@@ -12,7 +12,7 @@ import { chooseProvider, createSession, type Provider } from './model/sessions.j
 import { CpuKvStore, entryBytes, kvBits, presentName, type KvDtype, type KvStore } from './cache/store.js';
 import { GpuKvStore } from './cache/gpuStore.js';
 import { createPolicy, budgetFor } from './cache/policies/index.js';
-import type { CachePlan, CachePolicy, CacheStats } from './cache/types.js';
+import type { CachePlan, CachePolicy, CacheStats, WindowAttention } from './cache/types.js';
 import { planSummary } from './cache/compact.js';
 import { makeSampler, logProb } from './sampling.js';
 import { halfArrayToFloat, f32ToF16 } from './util/half.js';
@@ -242,6 +242,8 @@ export class Conversation {
   private pendingToken: number | null = null;
   private lastStop: AskResult['stopReason'] = 'eos';
   private imageTokens = 0;
+  /** Per entry of the next prefill, 1 for an image token (handed to the policy). */
+  private newImageMask: Uint8Array | null = null;
 
   constructor(private readonly vlm: Vlm) {}
 
@@ -266,6 +268,7 @@ export class Conversation {
 
     this.reset(opts.cache);
     this.history = messages;
+    this.newImageMask = Uint8Array.from(ids, (id) => (id === vlm.config.imageTokenId ? 1 : 0));
     const r = await this.run(embeds, ids.length, opts, cb, t0, visionMs);
     if (cb.onImportance && r.prefillScores) cb.onImportance(importanceMap(r.prefillScores, ids, vlm.config.imageTokenId, pre, vlm.config.imageSeqLen));
     return r.result;
@@ -280,6 +283,7 @@ export class Conversation {
     const ids = this.pendingToken !== null && this.lastStop !== 'eos' ? [this.pendingToken, ...delta] : delta;
     this.history = messages;
     const embeds = await this.vlm.embed(ids);
+    this.newImageMask = new Uint8Array(ids.length);
     const r = await this.run(embeds, ids.length, { ...opts, cache: this.cacheOpts! }, cb, t0, 0);
     return r.result;
   }
@@ -293,7 +297,8 @@ export class Conversation {
     this.store?.dispose();
     this.store = this.vlm.provider === 'webgpu' ? new GpuKvStore(this.vlm.kvShape) : new CpuKvStore(this.vlm.kvShape);
     this.cacheOpts = cache;
-    this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance, importance: cache.importance, merge: cache.merge, literal: cache.literal });
+    this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance, importance: cache.importance, merge: cache.merge, literal: cache.literal, variant: cache.variant,
+      window: cache.window, kernel: cache.kernel, mergeRadius: cache.mergeRadius, protectQuestion: cache.protectQuestion });
     if (this.policy.needsScores && !this.vlm.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give; use streaming or full`);
     }
@@ -328,7 +333,10 @@ export class Conversation {
     this.tokensSeen += n;
     const prefillScores = this.scores(out);
     cb.onForward?.('prefill', lastLogits(out.logits), prefillScores);
-    await this.applyPlan(policy.afterPrefill({ cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores: prefillScores, numLayers: store.shape.layers }));
+    const imageMask = this.newImageMask ?? undefined;
+    this.newImageMask = null;
+    await this.applyPlan(policy.afterPrefill({ cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores: prefillScores, numLayers: store.shape.layers,
+      window: policy.needsWindow ? this.window(out) : null, imageMask }));
     const prefillMs = performance.now() - tp;
 
     // ---- decode ----
@@ -381,7 +389,8 @@ export class Conversation {
       this.pendingToken = null;
       const tpol = performance.now();
       const scores = policy.needsScores || cb.onForward ? this.scores(out) : null;
-      await this.applyPlan(policy.afterStep({ cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers }));
+      await this.applyPlan(policy.afterStep({ cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
+        window: policy.needsWindow ? this.window(out) : null }));
       const policyMs = performance.now() - tpol;
       logits = lastLogits(out.logits);
       cb.onForward?.('step', logits, scores);
@@ -417,6 +426,18 @@ export class Conversation {
         forcedLogProbs: opts.force ? forcedLogProbs : undefined,
       },
     };
+  }
+
+  /** The per-head window attention (`attn_window.*`, onnx/importance.ts WINDOW_PREFIX), when the derived decoder has it. */
+  private window(out: Record<string, Tensor>): WindowAttention[] | null {
+    const n = this.vlm.scoreOutputs?.length ?? 0;
+    if (!n || !out['attn_window.0']) return null;
+    const w: WindowAttention[] = [];
+    for (let l = 0; l < n; l++) {
+      const t = out[`attn_window.${l}`];
+      w.push({ data: toFloat(t), heads: t.dims[1], queries: t.dims[2], len: t.dims[3] });
+    }
+    return w;
   }
 
   private scores(out: Record<string, Tensor>): Float32Array[] | null {

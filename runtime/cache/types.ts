@@ -13,7 +13,13 @@ export type LayerAssign = Int32Array;
 /** A plan for every layer, or null when the cache stays as it is. All layers end at one length. */
 export type CachePlan = LayerAssign[] | null;
 
+/** Elastic's variants: the product's method (default), the paper's, the paper's with the released code's selection. */
+export type ElasticVariant = 'answers' | 'paper' | 'released';
+export const ELASTIC_VARIANTS: readonly ElasticVariant[] = ['answers', 'paper', 'released'];
+
 export interface PolicyOptions {
+  /** Elastic: which method (default 'answers'); importance, merge and literal apply to 'paper' and 'released'. */
+  variant?: ElasticVariant;
   /** Fraction of the KV cache that is KEPT, 0 < keepRatio <= 1 (the reference code's `ratio` is 1 - keepRatio). */
   keepRatio: number;
   /** Always-kept prefix (attention sinks / instruction start). */
@@ -34,6 +40,26 @@ export interface PolicyOptions {
   importance?: 'sum' | 'mean';
   /** Elastic stage 1: merge dropped entries into their nearest anchor (the paper, default) or just drop them. */
   merge?: boolean;
+  /** SnapKV / the product's Elastic: observation-window queries (at most 64, the decoder's window output). */
+  window?: number;
+  /** SnapKV / the product's Elastic: average-pooling kernel over neighbouring entries (odd, 1 = none). */
+  kernel?: number;
+  /** The product's Elastic: a dropped image entry merges into a kept image entry at most this far (0: never). */
+  mergeRadius?: number;
+  /** The product's Elastic: always keep the text after the image (the question). Default true. */
+  protectQuestion?: boolean;
+}
+
+/**
+ * One layer's per-head attention of the last queries of a run (the observation window): `data` is
+ * [heads, queries, len] row-major, float32 probabilities. Prefill: the last min(64, newEntries) queries; a decode step:
+ * its one query. Only decoders whose importance rewrite added the `attn_window.*` outputs give it.
+ */
+export interface WindowAttention {
+  data: Float32Array;
+  heads: number;
+  queries: number;
+  len: number;
 }
 
 export interface PrefillContext {
@@ -53,6 +79,10 @@ export interface PrefillContext {
    * which cannot learn it from `scores`; optional where scores are given.
    */
   numLayers?: number;
+  /** Per layer, the per-head attention of this prefill's last queries (see WindowAttention); absent without it. */
+  window?: WindowAttention[] | null;
+  /** Per new entry, 1 where it is an image token, 0 for text; absent when unknown. */
+  imageMask?: Uint8Array;
 }
 
 export interface StepContext {
@@ -63,12 +93,16 @@ export interface StepContext {
   scores: Float32Array[] | null;
   /** Decoder layers (see PrefillContext.numLayers). */
   numLayers?: number;
+  /** Per layer, this step's attention row per query head (queries = 1); absent without it. */
+  window?: WindowAttention[] | null;
 }
 
 export interface CachePolicy {
   readonly name: string;
   /** Whether this policy needs the decoder's attention-importance outputs. */
   readonly needsScores: boolean;
+  /** Whether it reads the per-head window attention (PrefillContext.window / StepContext.window). */
+  readonly needsWindow?: boolean;
   /** After a prompt (first turn or follow-up) was prefilled. */
   afterPrefill(ctx: PrefillContext): CachePlan;
   /** After one decode step appended one entry. */

@@ -19,8 +19,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-export const REWRITE_VERSION = 3;
+export const REWRITE_VERSION = 4;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
+/**
+ * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of
+ * the last W = WINDOW_QUERIES queries of the run, per query head (not averaged): the observation window SnapKV and the
+ * question-aware Elastic score by (prefill), or the step's own row per head (decode). Opset >= 10 (Slice with inputs).
+ */
+export const WINDOW_PREFIX = 'attn_window.';
+export const WINDOW_QUERIES = 64;
 
 export type AttentionKind = 'softmax' | 'mha' | 'gqa';
 
@@ -459,6 +466,9 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
     onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: v });
 
   const outputNames: string[] = new Array(n);
+  const windowNames: string[] = new Array(n);
+  const winStart = int64Const('window_start', [-WINDOW_QUERIES]);
+  const winEnd = int64Const('window_end', [2 ** 53 - 1]);
   sites.forEach((site, si) => {
     const layer = layerOf[si];
     const node = site.node;
@@ -522,6 +532,13 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
     const row = rowAxes
       ? mk('Unsqueeze', [ones, rowAxes], idx.unique(`${base}/row`))
       : mk('Unsqueeze', [ones], idx.unique(`${base}/row`), [intsAttr('axes', [0])]);
+    if (opset >= 10) {
+      const win = `${WINDOW_PREFIX}${layer}`;
+      if (idx.names.has(win)) throw new UnsupportedModelError(`${src} already has a tensor named ${win}`);
+      idx.names.add(win);
+      mk('Slice', [t, winStart, winEnd, queryAxis], win);
+      windowNames[layer] = win;
+    }
     t = mk('MatMul', [row, t], idx.unique(`${base}/query_sum`));
     t = axesMean
       ? mk('ReduceMean', [t, axesMean], out, [intAttr('keepdims', 0)])
@@ -537,6 +554,9 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
         name,
         type: { tensorType: { elemType: FLOAT, shape: { dim: outDims.map((d) => ({ ...d })) } } },
       }),
+    ),
+    ...windowNames.filter(Boolean).map((name) =>
+      onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: FLOAT } } }),
     ),
   ];
   return { model, kind, layers: n, outputNames };

@@ -5,14 +5,18 @@ import { ElasticPolicy } from './elastic.js';
 import { FullPolicy } from './full.js';
 import { H2OPolicy } from './h2o.js';
 import { StreamingPolicy } from './streaming.js';
+import { SnapKVPolicy } from './snapkv.js';
+import { QuestionElasticPolicy } from './elasticQuestion.js';
 
 export { budgetFor, checkKeepRatio } from './budget.js';
 export { ElasticPolicy, elasticMergeAssign, literalMergeAssign } from './elastic.js';
 export { FullPolicy } from './full.js';
 export { H2OPolicy } from './h2o.js';
 export { StreamingPolicy } from './streaming.js';
+export { SnapKVPolicy } from './snapkv.js';
+export { QuestionElasticPolicy, sameModalityMergeAssign } from './elasticQuestion.js';
 
-export const POLICY_NAMES = ['full', 'elastic', 'h2o', 'streaming'] as const;
+export const POLICY_NAMES = ['full', 'elastic', 'h2o', 'streaming', 'snapkv'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 export function isPolicyName(name: string): name is PolicyName {
@@ -25,11 +29,16 @@ export function createPolicy(name: PolicyName, opts: PolicyOptions): CachePolicy
     case 'full':
       return new FullPolicy();
     case 'elastic':
-      return new ElasticPolicy(opts);
+      // 'answers' (the default) is the product's method; 'paper' and 'released' the paper's (importance, merge and
+      // literal are the paper variant's options), kept one option away so the tables show what each change is worth.
+      if ((opts.variant ?? 'answers') === 'answers') return new QuestionElasticPolicy(opts);
+      return new ElasticPolicy({ ...opts, literal: opts.variant === 'released' ? true : opts.literal });
     case 'h2o':
       return new H2OPolicy(opts);
     case 'streaming':
       return new StreamingPolicy(opts);
+    case 'snapkv':
+      return new SnapKVPolicy(opts);
     default:
       throw new Error(`unknown cache policy "${String(name)}" (expected one of ${POLICY_NAMES.join(', ')})`);
   }

@@ -1,0 +1,149 @@
+// The product's Elastic Cache (variant "answers", the CLI's and the extension's default `elastic`): the paper's two
+// stages and elastic budget, with the stage-1 ranking made question-aware. docs/elastic-cache.md says why each change,
+// docs/evaluation.md what each is worth.
+// Stage 1 (after every prefill), per layer:
+//  1. importance of entry j = the attention the question gives it: the per-head attention of the prompt's text after
+//     the image (the question and `Assistant:`, at most 64 queries; without an image the last 64 queries), averaged
+//     over those queries and every query head of the layer (windowScore);
+//  2. pooled over neighbouring entries (kernel `kernel`, 5; an image token's neighbours are the patches beside it);
+//  3. the sinks [0, startSize) and the question (the text after the image) are always kept; the rest of the budget
+//     goes to the highest pooled scores: the anchors;
+//  4. a dropped entry merges into an anchor only when it is an image token whose position-neighbour within
+//     `mergeRadius` (default 0: merging off, measured) is a surviving image anchor: same modality, next patch.
+// Stage 2 (each decode step), unchanged from the paper: a fixed eviction index P = kept prompt length + distance
+// (default 0: the compressed prompt stays whole and the oldest generated entries leave first; the paper's -25 would
+// evict the question during long answers, measured), clamped to at least startSize.
+
+import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
+import { avgPool1d, topKeep, windowScore } from '../scores.js';
+import { budgetFor, checkKeepRatio } from './budget.js';
+import { evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
+import { ELASTIC_DEFAULT_START } from './elastic.js';
+
+export const ANSWERS_WINDOW = 64;
+export const ANSWERS_KERNEL = 5;
+export const ANSWERS_DISTANCE = 0;
+
+/**
+ * Assign for one layer from a keep mask; a dropped entry j with `image[j]` merges into the nearest kept image entry
+ * at distance <= radius (ties: the earlier), else it is evicted.
+ */
+export function sameModalityMergeAssign(keep: Uint8Array, image: Uint8Array, radius: number): LayerAssign {
+  const len = keep.length;
+  const slot = new Int32Array(len).fill(-1);
+  let n = 0;
+  for (let j = 0; j < len; j++) if (keep[j]) slot[j] = n++;
+  const assign = Int32Array.from(slot);
+  if (radius <= 0) return assign;
+  for (let j = 0; j < len; j++) {
+    if (keep[j] || !image[j]) continue;
+    for (let d = 1; d <= radius; d++) {
+      const a = j - d;
+      const b = j + d;
+      if (a >= 0 && keep[a] && image[a]) {
+        assign[j] = slot[a];
+        break;
+      }
+      if (b < len && keep[b] && image[b]) {
+        assign[j] = slot[b];
+        break;
+      }
+    }
+  }
+  return assign;
+}
+
+export class QuestionElasticPolicy implements CachePolicy {
+  readonly name = 'elastic';
+  readonly needsScores = true;
+  readonly needsWindow = true;
+  readonly keepRatio: number;
+  readonly startSize: number;
+  readonly distance: number;
+  readonly window: number;
+  readonly kernel: number;
+  readonly mergeRadius: number;
+  readonly protectQuestion: boolean;
+  private p: number | null = null;
+  private layers = 0;
+  /** Per layer, 1 where the cache entry is an image token (follows every plan). */
+  private image: Uint8Array[] = [];
+
+  constructor(opts: PolicyOptions) {
+    checkKeepRatio(opts.keepRatio);
+    this.keepRatio = opts.keepRatio;
+    this.startSize = opts.startSize ?? ELASTIC_DEFAULT_START;
+    this.distance = opts.distance ?? ANSWERS_DISTANCE;
+    this.window = opts.window ?? ANSWERS_WINDOW;
+    this.kernel = opts.kernel ?? ANSWERS_KERNEL;
+    this.mergeRadius = opts.mergeRadius ?? 0;
+    this.protectQuestion = opts.protectQuestion ?? true;
+    if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
+    if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
+  }
+
+  budget(tokensSeen: number): number {
+    return budgetFor(this.keepRatio, tokensSeen, this.startSize + 1);
+  }
+
+  get evictionIndex(): number | null {
+    return this.p;
+  }
+
+  afterPrefill(ctx: PrefillContext): CachePlan {
+    if (!ctx.window) {
+      throw new Error('elastic: needs the per-head attention of the question at prefill (attn_window.*), but the decoder gave none');
+    }
+    this.layers = resolveLayers(this.name, ctx, this.layers);
+    const len = ctx.cacheLength;
+    const n = ctx.newEntries;
+    const newImage = ctx.imageMask ?? new Uint8Array(n);
+    for (let l = 0; l < this.layers; l++) {
+      const old = this.image[l] ?? new Uint8Array(0);
+      const a = new Uint8Array(len);
+      a.set(old.subarray(0, len - n));
+      a.set(newImage, len - n);
+      this.image[l] = a;
+    }
+    // The question: this prefill's entries after its last image token (all of them when it has no image).
+    const lastImage = newImage.lastIndexOf(1);
+    const question = Math.max(1, n - 1 - lastImage);
+    const q = Math.min(this.window, question, ctx.window[0].queries);
+    const keep = Math.min(len, this.budget(ctx.tokensSeen));
+    let plan: CachePlan = null;
+    if (keep < len) {
+      const protect = new Uint8Array(len);
+      for (let j = 0; j < Math.min(this.startSize, len); j++) protect[j] = 1;
+      const tail = this.protectQuestion ? question : 1;
+      for (let j = Math.max(0, len - tail); j < len; j++) protect[j] = 1;
+      plan = ctx.window.map((att, l) => {
+        const pooled = avgPool1d(windowScore(att, q), this.kernel, this.startSize, len - tail);
+        const mask = topKeep(pooled, keep, protect);
+        const assign = sameModalityMergeAssign(mask, this.image[l], this.mergeRadius);
+        this.image[l] = this.image[l].filter((_, j) => mask[j] === 1);
+        return assign;
+      });
+    }
+    this.p = Math.max(this.startSize, Math.min(len, keep) + this.distance);
+    return plan;
+  }
+
+  afterStep(ctx: StepContext): CachePlan {
+    if (this.p === null) throw new Error('elastic: afterStep called before afterPrefill');
+    this.layers = resolveLayers(this.name, ctx, this.layers);
+    const len = ctx.cacheLength;
+    for (let l = 0; l < this.layers; l++) {
+      const a = new Uint8Array(len);
+      a.set((this.image[l] ?? new Uint8Array(0)).subarray(0, len - 1));
+      this.image[l] = a;
+    }
+    const over = len - this.budget(ctx.tokensSeen);
+    if (over <= 0) return null;
+    const at = Math.max(this.startSize, Math.min(this.p, len - 1 - over));
+    for (let l = 0; l < this.layers; l++) {
+      const a = this.image[l];
+      this.image[l] = Uint8Array.from([...a.subarray(0, at), ...a.subarray(at + over)]);
+    }
+    return sameForAllLayers(evictRangeAssign(len, at, over), this.layers);
+  }
+}
