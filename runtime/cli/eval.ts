@@ -265,6 +265,13 @@ export function evalPlot(rows: EvalRow[], metric: 'accuracy' | 'rougeL'): string
   });
 }
 
+/** The error for cells whose policy needs attention importance the model cannot give (null when none). */
+export function needsImportance(cells: { policy: PolicyName }[], hasScores: boolean, model: string): BadInputError | null {
+  const need = [...new Set(cells.map((c) => c.policy).filter((p) => p !== 'full' && p !== 'streaming'))];
+  if (hasScores || !need.length) return null;
+  return new BadInputError(`the attention importance of ${model} cannot be read (no attention the rewrite can find), so ${need.join(', ')} cannot run; use --policy full,streaming`);
+}
+
 const DEFAULT_POLICIES = ['full', 'elastic', 'h2o', 'streaming', 'snapkv'];
 
 export async function main(argv = process.argv.slice(2), out = (s: string) => process.stdout.write(s), err = (s: string) => process.stderr.write(s)): Promise<number> {
@@ -351,10 +358,10 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
       plan.pairs = shard ? shardOf(pairs, shard[0], shard[1]).map((e) => e.x) : pairs;
     } else if (shard) plan.indices = shardOf(samples, shard[0], shard[1]).map((e) => e.index);
     const vlm = await Vlm.load({ modelDir: resolve(values.model ?? defaultModelDir()), device: parseDevice(values.device) });
-    const needScores = cells.some((c) => c.policy !== 'full' && c.policy !== 'streaming');
-    if (needScores && !vlm.scoreOutputs) {
+    const noScores = needsImportance(cells, vlm.scoreOutputs !== null, values.model ?? 'the default model');
+    if (noScores) {
       await vlm.release();
-      throw new BadInputError(`the attention importance of ${values.model ?? 'the model'} cannot be read (no attention the rewrite can find), so ${cells.filter((c) => c.policy !== 'full' && c.policy !== 'streaming').map((c) => c.policy).filter((p, i, a) => a.indexOf(p) === i).join(', ')} cannot run; use --policy full,streaming`);
+      throw noScores;
     }
     vlm.imageMemo = new Map(); // every cell sees the same images: encode each once
     const rows = await evaluate(vlm, samples, cells, variant, (s) => err(`${s}\n`), plan);

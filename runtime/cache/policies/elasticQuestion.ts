@@ -64,6 +64,7 @@ export class QuestionElasticPolicy implements CachePolicy {
   readonly kernel: number;
   readonly mergeRadius: number;
   readonly protectQuestion: boolean;
+  private readonly windowSet: boolean;
   private p: number | null = null;
   private layers = 0;
   /** Per layer, 1 where the cache entry is an image token (follows every plan). */
@@ -74,6 +75,7 @@ export class QuestionElasticPolicy implements CachePolicy {
     this.keepRatio = opts.keepRatio;
     this.startSize = opts.startSize ?? ELASTIC_DEFAULT_START;
     this.distance = opts.distance ?? ANSWERS_DISTANCE;
+    this.windowSet = opts.window !== undefined;
     this.window = opts.window ?? ANSWERS_WINDOW;
     this.kernel = opts.kernel ?? ANSWERS_KERNEL;
     this.mergeRadius = opts.mergeRadius ?? 0;
@@ -108,7 +110,8 @@ export class QuestionElasticPolicy implements CachePolicy {
     // The question: this prefill's entries after its last image token (all of them when it has no image).
     const lastImage = newImage.lastIndexOf(1);
     const question = Math.max(1, n - 1 - lastImage);
-    const q = Math.min(this.window, question, ctx.window[0].queries);
+    // The observation window: the question's queries, or (an explicit `window`) the last `window` queries.
+    const q = Math.min(this.windowSet ? this.window : question, n, ctx.window[0].queries);
     const keep = Math.min(len, this.budget(ctx.tokensSeen));
     let plan: CachePlan = null;
     if (keep < len) {

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 15's evaluation on the lent GPU machine's CPU cores: the whole held-out set (300 samples, 60 descriptions),
+# every cell sharded over all cores (`eval --shard i/n`, one single-threaded process per core), the shards merged
+# (`eval --merge-shards`, 95 % bootstrap intervals) into at most 8 JSON files in $1 (the device tool's $OUT).
+# Prepare here: bash scripts/device/build-carry.sh && node --import tsx scripts/device/weights-fp16.ts models/default
+# .devcarry/default16; move models/default/onnx and test/fixtures/reference out of the tree for the call (the 64 MiB
+# transfer limit); device run: carry [".devcarry"], command
+#   mkdir -p .devcarry/x && python3 -c "import tarfile;tarfile.open('.devcarry/carry.tar.xz').extractall('.devcarry/x')" && bash scripts/device/eval-shards.sh $OUT
+# Expected: about 6 minutes on 16 cores (estimate from the 2-core timings: docs/evaluation.md, "Device run").
+# PHASES=grid,multi,sweep picks the parts (default all three; sweep last, it is the one to drop when time is short).
+set -u
+OUTDIR=$1
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+X=$(cd "${CARRY:-$ROOT/.devcarry/x}" && pwd)
+export NODE_PATH=$X/nm ORT_DISABLE_TELEMETRY=1 ELASTIC_VLM_THREADS=1 XDG_CACHE_HOME=$ROOT/.devcarry/cache
+N=$X/node
+CORES=${CORES:-$(nproc)}
+MODEL=${DEFAULT_MODEL:-$ROOT/.devcarry/default16}
+DATA=${DATA:-$ROOT/data/heldout/samples.jsonl}
+PHASES=${PHASES:-grid,multi,sweep}
+TMP=$(mktemp -d)
+E="$N $X/app/runtime/cli/eval.js --model $MODEL --data $DATA --device cpu --json"
+cd "$ROOT"
+{ nproc; grep -m1 'model name' /proc/cpuinfo; $N --version; date -u; git rev-parse --short HEAD 2>/dev/null; } > "$TMP/machine.txt" 2>&1
+cp "$TMP/machine.txt" "$OUTDIR/machine.txt"
+# Derive the scored decoder once (every shard then reads it from the cache).
+$E --policy elastic --keep 0.5 --limit 1 > /dev/null 2>>"$OUTDIR/errors.txt"
+job() { # name, eval arguments...
+  local name=$1; shift
+  local t0=$SECONDS
+  for i in $(seq 1 "$CORES"); do
+    $E "$@" --shard "$i/$CORES" > "$TMP/$name.$i.json" 2>>"$TMP/$name.log" &
+  done
+  wait
+  $E --merge-shards "$TMP/$name".*.json > "$OUTDIR/$name.json" 2>>"$OUTDIR/errors.txt"
+  echo "$name: $((SECONDS - t0)) s" >> "$OUTDIR/timings.txt"
+}
+case $PHASES in *grid*)
+  job grid --policy full,elastic,h2o,streaming,snapkv --keep 1,0.5,0.3,0.2
+  job paper --policy elastic --variant paper --keep 0.5,0.3,0.2 ;;
+esac
+case $PHASES in *multi*)
+  job multiturn --multi-turn --policy full,elastic,h2o,streaming,snapkv --keep 0.5,0.3,0.2 ;;
+esac
+case $PHASES in *sweep*)
+  job sweep --policy elastic,h2o,streaming,snapkv --keep 0.1,0.4,0.7,0.9 ;;
+esac
+tail -n 3 "$TMP"/*.log >> "$OUTDIR/errors.txt" 2>/dev/null
+rm -rf "$TMP"
+echo done

@@ -1,0 +1,115 @@
+// The question-aware scoring and merge rules (runtime/cache/scores.ts, SnapKV, the product's Elastic), on
+// hand-computed cases.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { avgPool1d, topKeep, windowScore } from '../../runtime/cache/scores.js';
+import { SnapKVPolicy } from '../../runtime/cache/policies/snapkv.js';
+import { QuestionElasticPolicy, sameModalityMergeAssign } from '../../runtime/cache/policies/elasticQuestion.js';
+import { createPolicy, ElasticPolicy } from '../../runtime/cache/policies/index.js';
+import type { WindowAttention } from '../../runtime/cache/types.js';
+
+const close = (a: ArrayLike<number>, b: number[]) => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-6, `[${i}] ${a[i]} vs ${b[i]}`);
+};
+
+// 2 heads, 2 queries, 4 keys.
+const W: WindowAttention = {
+  heads: 2, queries: 2, len: 4,
+  data: Float32Array.from([
+    0.5, 0.5, 0, 0, /* h0 q0 */ 0.25, 0.25, 0.25, 0.25, /* h0 q1 */
+    1, 0, 0, 0, /* h1 q0 */ 0, 0, 0.5, 0.5, /* h1 q1 */
+  ]),
+};
+
+test('windowScore averages the last queries and every head', () => {
+  // all: ([.5,.5,0,0] + [.25,.25,.25,.25] + [1,0,0,0] + [0,0,.5,.5]) / 4
+  close(windowScore(W), [0.4375, 0.1875, 0.1875, 0.1875]);
+  // last query only: ([.25,.25,.25,.25] + [0,0,.5,.5]) / 2
+  close(windowScore(W, 1), [0.125, 0.125, 0.375, 0.375]);
+});
+
+test('avgPool1d: centred kernel, zero padding counted (torch avg_pool1d)', () => {
+  close(avgPool1d([3, 0, 0, 6], 3), [1, 1, 2, 2]);
+  close(avgPool1d([3, 0, 0, 6], 1), [3, 0, 0, 6]);
+  // only [1, 3) pooled; outside is padding and stays as it was
+  close(avgPool1d([9, 3, 6, 9], 3, 1, 3), [9, 3, 3, 9]);
+  assert.throws(() => avgPool1d([1], 2), /odd/);
+});
+
+test('topKeep: protected first, then the highest scores; ties keep the later position', () => {
+  const protect = Uint8Array.from([1, 0, 0, 0, 0, 1]);
+  assert.deepEqual([...topKeep([0, 5, 1, 5, 2, 0], 4, protect)], [1, 1, 0, 1, 0, 1]);
+  // tie between 1 and 2 (score 1): the later (2) stays
+  assert.deepEqual([...topKeep([0, 1, 1, 0, 0, 0], 3, protect)], [1, 0, 1, 0, 0, 1]);
+  // more protected than the budget: the latest protected stay
+  assert.deepEqual([...topKeep([0, 0, 0, 0, 0, 0], 1, protect)], [0, 0, 0, 0, 0, 1]);
+});
+
+test('sameModalityMergeAssign: a dropped image entry merges into an adjacent kept image entry only', () => {
+  const keep = Uint8Array.from([1, 0, 1, 0, 0, 1]);
+  const image = Uint8Array.from([0, 1, 1, 1, 0, 0]);
+  // radius 0: plain eviction
+  assert.deepEqual([...sameModalityMergeAssign(keep, image, 0)], [0, -1, 1, -1, -1, 2]);
+  // radius 1: 1 -> slot of 2 (entry 0 is text), 3 -> slot of 2; 4 is text: evicted
+  assert.deepEqual([...sameModalityMergeAssign(keep, image, 1)], [0, 1, 1, 1, -1, 2]);
+});
+
+/** A window in which query rows put all their mass on `hot` keys. */
+function hotWindow(len: number, hot: number[], heads = 2, queries = 3): WindowAttention {
+  const data = new Float32Array(heads * queries * len);
+  for (let h = 0; h < heads; h++) for (let q = 0; q < queries; q++) for (const j of hot) data[(h * queries + q) * len + j] = 1 / hot.length;
+  return { data, heads, queries, len };
+}
+
+test('SnapKV keeps the window and the pooled top scores, then evicts the oldest generated entry', () => {
+  const p = new SnapKVPolicy({ keepRatio: 0.5, window: 2, kernel: 1 });
+  const len = 10;
+  const plan = p.afterPrefill({ cacheLength: len, newEntries: len, tokensSeen: len, scores: null, numLayers: 1, window: [hotWindow(len, [1, 5, 6])] });
+  // budget 5: window = 8, 9; then 1, 5, 6 (equal scores); everything else goes
+  assert.deepEqual([...plan![0]], [-1, 0, -1, -1, -1, 1, 2, -1, 3, 4]);
+  // a decode step: 6 entries, budget round(0.5 x 11) = 6: nothing; next: 7 entries, budget 6: the first generated (5) goes
+  assert.equal(p.afterStep({ cacheLength: 6, tokensSeen: 11, scores: null, numLayers: 1 }), null);
+  assert.deepEqual([...p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: null, numLayers: 1 })![0]], [0, 1, 2, 3, 4, -1, 5]);
+});
+
+test('SnapKV pools with kernel 5 by default: a neighbour of a hot key outranks a lone cold one', () => {
+  const p = new SnapKVPolicy({ keepRatio: 0.4, window: 2 });
+  const len = 10;
+  const plan = p.afterPrefill({ cacheLength: len, newEntries: len, tokensSeen: len, scores: null, numLayers: 1, window: [hotWindow(len, [4])] });
+  // budget 4: window 8, 9; pooled scores are 0.2 (x 1/1) at 2..6 (h 4 +/- 2): the latest two of them, 5 and 6, stay
+  assert.deepEqual([...plan![0]].map((s) => s >= 0 ? 1 : 0), [0, 0, 0, 0, 0, 1, 1, 0, 1, 1]);
+});
+
+test('product Elastic: sinks and the question kept, the question\'s attention picks the anchors, P = kept length', () => {
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1 });
+  // 0 text (sink), 1..6 image, 7..9 text (the question)
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  const plan = p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  // budget 5: sink 0, question 7, 8, 9, anchor 2
+  assert.deepEqual([...plan![0]], [0, -1, 1, -1, -1, -1, -1, 2, 3, 4]);
+  assert.equal(p.evictionIndex, 5);
+  // decode: over budget -> evict at P (the first generated entry), never the compressed prompt
+  assert.deepEqual([...p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: null, numLayers: 1 })![0]], [0, 1, 2, 3, 4, -1, 5]);
+});
+
+test('product Elastic with the paper\'s distance evicts inside the prompt at P = kept - 25 (clamped)', () => {
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, distance: -2 });
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  assert.equal(p.evictionIndex, 3);
+});
+
+test('product Elastic needs the window attention: a clear error', () => {
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5 });
+  assert.throws(() => p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: [new Float32Array(10)] }), /window attention|attn_window/);
+});
+
+test('createPolicy: elastic is the product method by default; paper and released one option away', () => {
+  assert.ok(createPolicy('elastic', { keepRatio: 0.5 }) instanceof QuestionElasticPolicy);
+  const paper = createPolicy('elastic', { keepRatio: 0.5, variant: 'paper' });
+  assert.ok(paper instanceof ElasticPolicy && !paper.literal && paper.importance === 'sum' && paper.merge);
+  const rel = createPolicy('elastic', { keepRatio: 0.5, variant: 'released' });
+  assert.ok(rel instanceof ElasticPolicy && rel.literal);
+  assert.ok(createPolicy('snapkv', { keepRatio: 0.5 }) instanceof SnapKVPolicy);
+});
