@@ -38,6 +38,9 @@ export interface CacheOptions {
   kernel?: number;
   mergeRadius?: number;
   protectQuestion?: boolean;
+  protectGlobal?: boolean;
+  blend?: number;
+  rerank?: number;
 }
 
 export interface GenerateOptions {

@@ -298,7 +298,8 @@ export class Conversation {
     this.store = this.vlm.provider === 'webgpu' ? new GpuKvStore(this.vlm.kvShape) : new CpuKvStore(this.vlm.kvShape);
     this.cacheOpts = cache;
     this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance, importance: cache.importance, merge: cache.merge, literal: cache.literal, variant: cache.variant,
-      window: cache.window, kernel: cache.kernel, mergeRadius: cache.mergeRadius, protectQuestion: cache.protectQuestion });
+      window: cache.window, kernel: cache.kernel, mergeRadius: cache.mergeRadius, protectQuestion: cache.protectQuestion,
+      protectGlobal: cache.protectGlobal, blend: cache.blend, rerank: cache.rerank });
     if (this.policy.needsScores && !this.vlm.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give; use streaming or full`);
     }

@@ -48,6 +48,12 @@ export interface PolicyOptions {
   mergeRadius?: number;
   /** The product's Elastic: always keep the text after the image (the question). Default true. */
   protectQuestion?: boolean;
+  /** The product's Elastic: always keep the global image (the prompt's last run of image tokens). */
+  protectGlobal?: boolean;
+  /** The product's Elastic: share of the query-agnostic score (column sums per seeing query) in the ranking, 0..1. */
+  blend?: number;
+  /** The product's Elastic: re-rank in stage 2 with decode attention, protecting this many recent entries (0: off). */
+  rerank?: number;
 }
 
 /**

@@ -78,6 +78,9 @@ export interface Variant {
   distance?: number;
   mergeRadius?: number;
   protectQuestion?: boolean;
+  protectGlobal?: boolean;
+  blend?: number;
+  rerank?: number;
 }
 
 /** A short name for Elastic's options in tables and in the merge key ('' for the default method). */
@@ -93,6 +96,9 @@ export function variantLabel(v: Variant): string {
   if (v.distance !== undefined) parts.push(`distance ${v.distance}`);
   if (v.mergeRadius !== undefined) parts.push(`merge radius ${v.mergeRadius}`);
   if (v.protectQuestion === false) parts.push('question unprotected');
+  if (v.protectGlobal) parts.push('global image kept');
+  if (v.blend !== undefined) parts.push(`blend ${v.blend}`);
+  if (v.rerank) parts.push(`decode re-rank, ${v.rerank} recent`);
   return parts.join(', ');
 }
 
@@ -104,6 +110,7 @@ export function cellCache(policy: PolicyName, keep: number, v: Variant): CacheOp
   return {
     ...base, variant, importance: v.importance, merge: v.merge, literal: v.literal,
     window: v.window, kernel: v.kernel, distance: v.distance, mergeRadius: v.mergeRadius, protectQuestion: v.protectQuestion,
+    protectGlobal: v.protectGlobal, blend: v.blend, rerank: v.rerank,
   };
 }
 
@@ -297,6 +304,9 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
         distance: { type: 'string' },
         'merge-radius': { type: 'string' },
         'protect-question': { type: 'string' },
+        'protect-global': { type: 'string' },
+        blend: { type: 'string' },
+        rerank: { type: 'string' },
         'multi-turn': { type: 'boolean' },
         shard: { type: 'string' },
         'merge-shards': { type: 'boolean' },
@@ -335,9 +345,17 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
     const variant: Variant = {
       positions, variant: elasticVariant, importance, merge: values.merge === undefined ? undefined : values.merge === 'on', literal: values.literal,
       window: intOpt('window', values.window, 1, 64), kernel: intOpt('kernel', values.kernel, 1, 63), distance: intOpt('distance', values.distance, -1e6, 1e6),
-      mergeRadius: intOpt('merge-radius', values['merge-radius'], 0, 64), protectQuestion: pq === undefined ? undefined : pq === 'on',
+      mergeRadius: intOpt('merge-radius', values['merge-radius'], 0, 64), rerank: intOpt('rerank', values.rerank, 0, 1e6), protectQuestion: pq === undefined ? undefined : pq === 'on',
     };
     if (variant.kernel !== undefined && variant.kernel % 2 === 0) throw new BadInputError('--kernel must be odd');
+    const pg = values['protect-global'];
+    if (pg !== undefined && pg !== 'on' && pg !== 'off') throw new BadInputError('--protect-global must be on or off');
+    if (pg !== undefined) variant.protectGlobal = pg === 'on';
+    if (values.blend !== undefined) {
+      const b = Number(values.blend);
+      if (!(b >= 0 && b <= 1)) throw new BadInputError(`--blend must be a number in [0, 1], got ${JSON.stringify(values.blend)}`);
+      variant.blend = b;
+    }
     const shard = values.shard === undefined ? null : parseShard(values.shard);
     if (values.shard !== undefined && !shard) throw new BadInputError(`--shard must be i/n with 1 <= i <= n, got ${JSON.stringify(values.shard)}`);
     const dataFile = resolve(values.data ?? join(packageRoot(), 'data', 'heldout', 'samples.jsonl'));

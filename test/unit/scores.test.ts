@@ -113,3 +113,81 @@ test('createPolicy: elastic is the product method by default; paper and released
   assert.ok(rel instanceof ElasticPolicy && rel.literal);
   assert.ok(createPolicy('snapkv', { keepRatio: 0.5 }) instanceof SnapKVPolicy);
 });
+
+/** Random per-head windows over `len` entries (rows sum to 1). */
+function randomWindow(r: () => number, len: number, queries: number, heads = 2): WindowAttention {
+  const data = new Float32Array(heads * queries * len);
+  for (let row = 0; row < heads * queries; row++) {
+    let s = 0;
+    for (let j = 0; j < len; j++) s += data[row * len + j] = r();
+    for (let j = 0; j < len; j++) data[row * len + j] /= s;
+  }
+  return { data, heads, queries, len };
+}
+
+for (const [name, make, minimum] of [
+  ['elastic (answers)', (k: number) => new QuestionElasticPolicy({ keepRatio: k }), 5],
+  ['snapkv', (k: number) => new SnapKVPolicy({ keepRatio: k }), 1],
+  ['elastic (answers, global image, merge radius 1, decode re-rank)', (k: number) => new QuestionElasticPolicy({ keepRatio: k, protectGlobal: true, mergeRadius: 1, rerank: 8 }), 5],
+] as const) {
+  test(`${name}: cache length == budget(k, T) after prefill and every step, across two turns`, async () => {
+    const { budgetFor } = await import('../../runtime/cache/policies/budget.js');
+    let seed = 7;
+    const r = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    for (const k of [0.1, 0.2, 0.5, 0.9]) {
+      const p = make(k);
+      let len = 0;
+      let T = 0;
+      const apply = (plan: Int32Array[] | null) => {
+        if (!plan) return;
+        const lens = plan.map((a) => Math.max(-1, ...a) + 1);
+        assert.ok(lens.every((x) => x === lens[0]), 'every layer one length');
+        len = lens[0];
+      };
+      const prefill = (n: number, image: boolean) => {
+        len += n;
+        T += n;
+        const imageMask = Uint8Array.from({ length: n }, (_, j) => (image && j >= 3 && j < n - 6 ? 1 : 0));
+        apply(p.afterPrefill({ cacheLength: len, newEntries: n, tokensSeen: T, scores: null, numLayers: 2, imageMask,
+          window: [randomWindow(r, len, Math.min(64, n)), randomWindow(r, len, Math.min(64, n))] }));
+        assert.equal(len, Math.min(T, budgetFor(k, T, minimum)), `${name} k=${k} prefill T=${T}`);
+      };
+      const decode = (steps: number) => {
+        for (let s = 0; s < steps; s++) {
+          len++;
+          T++;
+          const row = () => Float32Array.from({ length: len }, r);
+          apply(p.afterStep({ cacheLength: len, tokensSeen: T, scores: [row(), row()], numLayers: 2 }));
+          assert.equal(len, Math.max(Math.min(T, budgetFor(k, T, minimum)), len > budgetFor(k, T, minimum) ? -1 : len), `${name} k=${k} step T=${T}`);
+          assert.ok(len <= Math.max(budgetFor(k, T, minimum), 1), `${name} k=${k} step T=${T}: ${len} over budget`);
+        }
+      };
+      prefill(80, true);
+      decode(30);
+      prefill(12, false);
+      decode(10);
+    }
+  });
+}
+
+test('product Elastic keeps the global image (the last run of image tokens) with protectGlobal', () => {
+  const p = new QuestionElasticPolicy({ keepRatio: 0.6, startSize: 1, kernel: 1, protectGlobal: true });
+  // 0 sink, 1..3 tile image, 4 text marker, 5..6 global image, 7..9 question; the question looks at 2 only
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 0, 1, 1, 0, 0, 0]);
+  const plan = p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  // budget 6: sink, question (3), global image (2): no room left for the attended tile patch
+  assert.deepEqual([...plan![0]].map((x) => (x >= 0 ? 1 : 0)), [1, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+});
+
+test('product Elastic decode re-rank: the lowest accumulated entry outside sinks and recent ones goes', () => {
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, rerank: 2 });
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  // kept: 0, 2, 7, 8, 9 -> accumulators [0, 1, 0, 0, 0] (the window rows put all their mass on entry 2)
+  p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  // step 1: 6 entries, budget 6 (T 11 -> 5.5 -> 6): none; the step's row adds to every entry
+  assert.equal(p.afterStep({ cacheLength: 6, tokensSeen: 11, scores: [Float32Array.from([0, 0, 0.5, 0, 0, 0])], numLayers: 1 }), null);
+  // step 2: 7 entries, budget 6; candidates are slots [1, 5) (the 2 most recent protected), accumulated
+  // [1, 0.5 + 0.3, 0.1, 0]: slot 4 (the question's last token, never attended) goes
+  const plan = p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: [Float32Array.from([0, 0, 0.3, 0.1, 0, 0, 0])], numLayers: 1 });
+  assert.deepEqual([...plan![0]], [0, 1, 2, 3, -1, 4, 5]);
+});

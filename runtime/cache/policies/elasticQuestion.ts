@@ -18,7 +18,7 @@ import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext
 import { avgPool1d, topKeep, windowScore } from '../scores.js';
 import { budgetFor, checkKeepRatio } from './budget.js';
 import { evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
-import { ELASTIC_DEFAULT_START } from './elastic.js';
+import { ELASTIC_DEFAULT_START, perQuery } from './elastic.js';
 
 export const ANSWERS_WINDOW = 64;
 export const ANSWERS_KERNEL = 5;
@@ -64,6 +64,11 @@ export class QuestionElasticPolicy implements CachePolicy {
   readonly kernel: number;
   readonly mergeRadius: number;
   readonly protectQuestion: boolean;
+  readonly protectGlobal: boolean;
+  readonly blend: number;
+  readonly rerank: number;
+  /** Per layer, with `rerank`: each entry's score (stage-1 pooled score + decode attention). */
+  private acc: Float64Array[] = [];
   private readonly windowSet: boolean;
   private p: number | null = null;
   private layers = 0;
@@ -80,6 +85,10 @@ export class QuestionElasticPolicy implements CachePolicy {
     this.kernel = opts.kernel ?? ANSWERS_KERNEL;
     this.mergeRadius = opts.mergeRadius ?? 0;
     this.protectQuestion = opts.protectQuestion ?? true;
+    this.protectGlobal = opts.protectGlobal ?? false;
+    this.blend = opts.blend ?? 0;
+    this.rerank = opts.rerank ?? 0;
+    if (!(this.blend >= 0 && this.blend <= 1)) throw new RangeError('elastic: blend must be in [0, 1]');
     if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
     if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
   }
@@ -90,6 +99,43 @@ export class QuestionElasticPolicy implements CachePolicy {
 
   get evictionIndex(): number | null {
     return this.p;
+  }
+
+  /**
+   * `rerank` > 0 (measured, off by default): stage 2 re-ranks instead of evicting at P. Every entry's score is its
+   * stage-1 pooled score plus the decode steps' attention it received (head-averaged rows, H2O's accumulation); over
+   * budget, the lowest-scoring entry outside the sinks and the `rerank` most recent entries goes.
+   */
+  private rerankStep(ctx: StepContext): CachePlan {
+    if (!ctx.scores) throw new Error('elastic: decode re-ranking needs attention scores at every step');
+    const len = ctx.cacheLength;
+    for (let l = 0; l < this.layers; l++) {
+      const a = new Float64Array(len);
+      a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - 1));
+      const row = ctx.scores[l];
+      for (let j = 0; j < len; j++) a[j] += row[j];
+      this.acc[l] = a;
+    }
+    const over = len - this.budget(ctx.tokensSeen);
+    if (over <= 0) return null;
+    const end = Math.max(this.startSize + over, len - this.rerank);
+    return this.acc.map((a, l) => {
+      const drop = new Uint8Array(len);
+      const order = Array.from({ length: end - this.startSize }, (_, i) => this.startSize + i).sort((x, y) => a[x] - a[y] || x - y);
+      for (let i = 0; i < over; i++) drop[order[i]] = 1;
+      const assign = new Int32Array(len);
+      let k = 0;
+      const kept = new Float64Array(len - over);
+      for (let j = 0; j < len; j++) {
+        if (drop[j]) assign[j] = -1;
+        else {
+          kept[k] = a[j];
+          assign[j] = k++;
+        }
+      }
+      this.acc[l] = kept;
+      return assign;
+    });
   }
 
   afterPrefill(ctx: PrefillContext): CachePlan {
@@ -119,13 +165,42 @@ export class QuestionElasticPolicy implements CachePolicy {
       for (let j = 0; j < Math.min(this.startSize, len); j++) protect[j] = 1;
       const tail = this.protectQuestion ? question : 1;
       for (let j = Math.max(0, len - tail); j < len; j++) protect[j] = 1;
+      // The global image (the thumbnail of the whole picture, the prompt's last run of image tokens): always kept
+      // with `protectGlobal`, if the budget has room after the question (topKeep keeps the latest protected first).
+      if (this.protectGlobal && lastImage >= 0) {
+        for (let j = lastImage; j >= 0 && newImage[j]; j--) protect[len - n + j] = 1;
+      }
       plan = ctx.window.map((att, l) => {
-        const pooled = avgPool1d(windowScore(att, q), this.kernel, this.startSize, len - tail);
+        let score = windowScore(att, q);
+        if (this.blend > 0 && ctx.scores) {
+          // Query-agnostic part: the column sums per seeing query (ObservedAttention), scaled to the window's mean.
+          const agn = perQuery(ctx.scores[l], len, n);
+          let a = 0;
+          let b = 0;
+          for (let j = 0; j < len; j++) {
+            a += score[j];
+            b += agn[j];
+          }
+          const f = b > 0 ? a / b : 0;
+          for (let j = 0; j < len; j++) score[j] = (1 - this.blend) * score[j] + this.blend * f * agn[j];
+        }
+        const pooled = avgPool1d(score, this.kernel, this.startSize, len - tail);
         const mask = topKeep(pooled, keep, protect);
+        if (this.rerank > 0) this.acc[l] = Float64Array.from(pooled.filter((_, j) => mask[j] === 1));
         const assign = sameModalityMergeAssign(mask, this.image[l], this.mergeRadius);
         this.image[l] = this.image[l].filter((_, j) => mask[j] === 1);
         return assign;
       });
+    }
+    if (this.rerank > 0 && !plan) {
+      // nothing dropped: the accumulator still needs this prefill's entries (window score of the question)
+      for (let l = 0; l < this.layers; l++) {
+        const a = new Float64Array(len);
+        a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - n));
+        const w = windowScore(ctx.window[l], q);
+        for (let j = len - n; j < len; j++) a[j] = w[j];
+        this.acc[l] = a;
+      }
     }
     this.p = Math.max(this.startSize, Math.min(len, keep) + this.distance);
     return plan;
@@ -135,6 +210,7 @@ export class QuestionElasticPolicy implements CachePolicy {
     if (this.p === null) throw new Error('elastic: afterStep called before afterPrefill');
     this.layers = resolveLayers(this.name, ctx, this.layers);
     const len = ctx.cacheLength;
+    if (this.rerank > 0) return this.rerankStep(ctx);
     for (let l = 0; l < this.layers; l++) {
       const a = new Uint8Array(len);
       a.set((this.image[l] ?? new Uint8Array(0)).subarray(0, len - 1));
