@@ -96,9 +96,9 @@ export function variantLabel(v: Variant): string {
   if (v.distance !== undefined) parts.push(`distance ${v.distance}`);
   if (v.mergeRadius !== undefined) parts.push(`merge radius ${v.mergeRadius}`);
   if (v.protectQuestion === false) parts.push('question unprotected');
-  if (v.protectGlobal) parts.push('global image kept');
+  if (v.protectGlobal !== undefined) parts.push(v.protectGlobal ? 'global image kept' : 'global image not kept');
   if (v.blend !== undefined) parts.push(`blend ${v.blend}`);
-  if (v.rerank) parts.push(`decode re-rank, ${v.rerank} recent`);
+  if (v.rerank !== undefined) parts.push(v.rerank ? `decode re-rank, ${v.rerank} recent` : 'fixed-index decode eviction');
   return parts.join(', ');
 }
 

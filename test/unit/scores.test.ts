@@ -82,7 +82,7 @@ test('SnapKV pools with kernel 5 by default: a neighbour of a hot key outranks a
 });
 
 test('product Elastic: sinks and the question kept, the question\'s attention picks the anchors, P = kept length', () => {
-  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1 });
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, distance: 0, rerank: 0, protectGlobal: false, mergeRadius: 0 });
   // 0 text (sink), 1..6 image, 7..9 text (the question)
   const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
   const plan = p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
@@ -94,7 +94,7 @@ test('product Elastic: sinks and the question kept, the question\'s attention pi
 });
 
 test('product Elastic with the paper\'s distance evicts inside the prompt at P = kept - 25 (clamped)', () => {
-  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, distance: -2 });
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, distance: -2, rerank: 0, protectGlobal: false, mergeRadius: 0 });
   const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
   p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
   assert.equal(p.evictionIndex, 3);
@@ -126,7 +126,8 @@ function randomWindow(r: () => number, len: number, queries: number, heads = 2):
 }
 
 for (const [name, make, minimum] of [
-  ['elastic (answers)', (k: number) => new QuestionElasticPolicy({ keepRatio: k }), 5],
+  ['elastic (answers, defaults)', (k: number) => new QuestionElasticPolicy({ keepRatio: k }), 5],
+  ['elastic (answers, paper stage 2)', (k: number) => new QuestionElasticPolicy({ keepRatio: k, rerank: 0, mergeRadius: 0, protectGlobal: false }), 5],
   ['snapkv', (k: number) => new SnapKVPolicy({ keepRatio: k }), 1],
   ['elastic (answers, global image, merge radius 1, decode re-rank)', (k: number) => new QuestionElasticPolicy({ keepRatio: k, protectGlobal: true, mergeRadius: 1, rerank: 8 }), 5],
 ] as const) {
@@ -171,7 +172,7 @@ for (const [name, make, minimum] of [
 }
 
 test('product Elastic keeps the global image (the last run of image tokens) with protectGlobal', () => {
-  const p = new QuestionElasticPolicy({ keepRatio: 0.6, startSize: 1, kernel: 1, protectGlobal: true });
+  const p = new QuestionElasticPolicy({ keepRatio: 0.6, startSize: 1, kernel: 1, protectGlobal: true, mergeRadius: 0 });
   // 0 sink, 1..3 tile image, 4 text marker, 5..6 global image, 7..9 question; the question looks at 2 only
   const imageMask = Uint8Array.from([0, 1, 1, 1, 0, 1, 1, 0, 0, 0]);
   const plan = p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
@@ -180,7 +181,7 @@ test('product Elastic keeps the global image (the last run of image tokens) with
 });
 
 test('product Elastic decode re-rank: the lowest accumulated entry outside sinks and recent ones goes', () => {
-  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, rerank: 2 });
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, rerank: 2, protectGlobal: false, mergeRadius: 0 });
   const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
   // kept: 0, 2, 7, 8, 9 -> accumulators [0, 1, 0, 0, 0] (the window rows put all their mass on entry 2)
   p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });

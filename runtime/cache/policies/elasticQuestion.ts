@@ -3,16 +3,19 @@
 // docs/evaluation.md what each is worth.
 // Stage 1 (after every prefill), per layer:
 //  1. importance of entry j = the attention the question gives it: the per-head attention of the prompt's text after
-//     the image (the question and `Assistant:`, at most 64 queries; without an image the last 64 queries), averaged
-//     over those queries and every query head of the layer (windowScore);
+//     the image (the question and `Assistant:`; without an image the whole new prompt), averaged over those queries
+//     and every query head of the layer (windowScore);
 //  2. pooled over neighbouring entries (kernel `kernel`, 5; an image token's neighbours are the patches beside it);
-//  3. the sinks [0, startSize) and the question (the text after the image) are always kept; the rest of the budget
-//     goes to the highest pooled scores: the anchors;
-//  4. a dropped entry merges into an anchor only when it is an image token whose position-neighbour within
-//     `mergeRadius` (default 0: merging off, measured) is a surviving image anchor: same modality, next patch.
-// Stage 2 (each decode step), unchanged from the paper: a fixed eviction index P = kept prompt length + distance
-// (default 0: the compressed prompt stays whole and the oldest generated entries leave first; the paper's -25 would
-// evict the question during long answers, measured), clamped to at least startSize.
+//  3. always kept: the sinks [0, startSize), the question (the text after the image) and, room permitting, the global
+//     image (the prompt's last run of image tokens: the thumbnail of the whole picture); the rest of the budget goes
+//     to the highest pooled scores: the anchors;
+//  4. a dropped image entry merges into an adjacent surviving image entry (`mergeRadius` 1: same modality, the next
+//     patch; plain mean); text is never merged.
+// Stage 2 (each decode step), default: the fixed offset is the recent window: the `rerank` (32) newest entries and the
+// sinks stay, and once over budget the entry with the lowest accumulated importance (its stage-1 pooled score plus
+// the attention the decode steps gave it) goes. `rerank: 0` is the paper's rule: evict at the fixed index
+// P = kept prompt length + distance (-25).
+// Every default was measured (docs/evaluation.md, "The product's Elastic, idea by idea").
 
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
 import { avgPool1d, topKeep, windowScore } from '../scores.js';
@@ -22,7 +25,10 @@ import { ELASTIC_DEFAULT_START, perQuery } from './elastic.js';
 
 export const ANSWERS_WINDOW = 64;
 export const ANSWERS_KERNEL = 5;
-export const ANSWERS_DISTANCE = 0;
+export const ANSWERS_DISTANCE = -25;
+/** Stage 2 re-ranks every entry older than the RECENT window (the fixed offset from the end) by accumulated attention. */
+export const ANSWERS_RECENT = 32;
+export const ANSWERS_MERGE_RADIUS = 1;
 
 /**
  * Assign for one layer from a keep mask; a dropped entry j with `image[j]` merges into the nearest kept image entry
@@ -83,11 +89,11 @@ export class QuestionElasticPolicy implements CachePolicy {
     this.windowSet = opts.window !== undefined;
     this.window = opts.window ?? ANSWERS_WINDOW;
     this.kernel = opts.kernel ?? ANSWERS_KERNEL;
-    this.mergeRadius = opts.mergeRadius ?? 0;
+    this.mergeRadius = opts.mergeRadius ?? ANSWERS_MERGE_RADIUS;
     this.protectQuestion = opts.protectQuestion ?? true;
-    this.protectGlobal = opts.protectGlobal ?? false;
+    this.protectGlobal = opts.protectGlobal ?? true;
     this.blend = opts.blend ?? 0;
-    this.rerank = opts.rerank ?? 0;
+    this.rerank = opts.rerank ?? ANSWERS_RECENT;
     if (!(this.blend >= 0 && this.blend <= 1)) throw new RangeError('elastic: blend must be in [0, 1]');
     if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
     if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
