@@ -6,8 +6,9 @@
 # .devcarry/default16; move models/default/onnx and test/fixtures/reference out of the tree for the call (the 64 MiB
 # transfer limit); device run: carry [".devcarry"], command
 #   mkdir -p .devcarry/x && python3 -c "import tarfile;tarfile.open('.devcarry/carry.tar.xz').extractall('.devcarry/x')" && bash scripts/device/eval-shards.sh $OUT
-# Expected: about 6 minutes on 16 cores (estimate from the 2-core timings: docs/evaluation.md, "Device run").
-# PHASES=grid,multi,sweep picks the parts (default all three; sweep last, it is the one to drop when time is short).
+# Expected on 16 cores (from the 2-core timings, docs/evaluation.md "Device run"): grid + paper + multi-turn about
+# 3.5 minutes, the sweep about 3 more; run the sweep as a second call (PHASES=sweep) if the first one is close to 8.
+# PHASES picks the parts: grid,multi (default), sweep; or grid,multi,sweep in one call when time allows.
 set -u
 OUTDIR=$1
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,7 +18,7 @@ N=$X/node
 CORES=${CORES:-$(nproc)}
 MODEL=${DEFAULT_MODEL:-$ROOT/.devcarry/default16}
 DATA=${DATA:-$ROOT/data/heldout/samples.jsonl}
-PHASES=${PHASES:-grid,multi,sweep}
+PHASES=${PHASES:-grid,multi}
 TMP=$(mktemp -d)
 E="$N $X/app/runtime/cli/eval.js --model $MODEL --data $DATA --device cpu --json"
 cd "$ROOT"
