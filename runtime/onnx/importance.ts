@@ -19,7 +19,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-export const REWRITE_VERSION = 4;
+// 15: issue 15 added the attn_window.* outputs (a distinctive number: other branches bump this too and share the cache).
+export const REWRITE_VERSION = 15;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 /**
  * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of
