@@ -41,6 +41,7 @@ export interface CacheOptions {
   protectGlobal?: boolean;
   blend?: number;
   rerank?: number;
+  keepProtected?: boolean;
 }
 
 export interface GenerateOptions {

@@ -299,7 +299,7 @@ export class Conversation {
     this.cacheOpts = cache;
     this.policy = createPolicy(cache.policy, { keepRatio: cache.keep, startSize: cache.startSize, distance: cache.distance, importance: cache.importance, merge: cache.merge, literal: cache.literal, variant: cache.variant,
       window: cache.window, kernel: cache.kernel, mergeRadius: cache.mergeRadius, protectQuestion: cache.protectQuestion,
-      protectGlobal: cache.protectGlobal, blend: cache.blend, rerank: cache.rerank });
+      protectGlobal: cache.protectGlobal, blend: cache.blend, rerank: cache.rerank, keepProtected: cache.keepProtected });
     if (this.policy.needsScores && !this.vlm.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give; use streaming or full`);
     }

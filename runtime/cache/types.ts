@@ -54,6 +54,8 @@ export interface PolicyOptions {
   blend?: number;
   /** The product's Elastic: re-rank in stage 2 with decode attention, protecting this many recent entries (0: off). */
   rerank?: number;
+  /** The product's Elastic, with rerank: stage 2 never evicts what stage 1 protected (question, global image). */
+  keepProtected?: boolean;
 }
 
 /**

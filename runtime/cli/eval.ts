@@ -81,6 +81,7 @@ export interface Variant {
   protectGlobal?: boolean;
   blend?: number;
   rerank?: number;
+  keepProtected?: boolean;
 }
 
 /** A short name for Elastic's options in tables and in the merge key ('' for the default method). */
@@ -98,6 +99,7 @@ export function variantLabel(v: Variant): string {
   if (v.protectQuestion === false) parts.push('question unprotected');
   if (v.protectGlobal !== undefined) parts.push(v.protectGlobal ? 'global image kept' : 'global image not kept');
   if (v.blend !== undefined) parts.push(`blend ${v.blend}`);
+  if (v.keepProtected !== undefined) parts.push(v.keepProtected ? 'protected kept in decode' : 'protected re-ranked in decode');
   if (v.rerank !== undefined) parts.push(v.rerank ? `decode re-rank, ${v.rerank} recent` : 'fixed-index decode eviction');
   return parts.join(', ');
 }
@@ -110,7 +112,7 @@ export function cellCache(policy: PolicyName, keep: number, v: Variant): CacheOp
   return {
     ...base, variant, importance: v.importance, merge: v.merge, literal: v.literal,
     window: v.window, kernel: v.kernel, distance: v.distance, mergeRadius: v.mergeRadius, protectQuestion: v.protectQuestion,
-    protectGlobal: v.protectGlobal, blend: v.blend, rerank: v.rerank,
+    protectGlobal: v.protectGlobal, blend: v.blend, rerank: v.rerank, keepProtected: v.keepProtected,
   };
 }
 
@@ -307,6 +309,7 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
         'protect-global': { type: 'string' },
         blend: { type: 'string' },
         rerank: { type: 'string' },
+        'keep-protected': { type: 'string' },
         'multi-turn': { type: 'boolean' },
         shard: { type: 'string' },
         'merge-shards': { type: 'boolean' },
@@ -348,6 +351,9 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
       mergeRadius: intOpt('merge-radius', values['merge-radius'], 0, 64), rerank: intOpt('rerank', values.rerank, 0, 1e6), protectQuestion: pq === undefined ? undefined : pq === 'on',
     };
     if (variant.kernel !== undefined && variant.kernel % 2 === 0) throw new BadInputError('--kernel must be odd');
+    const kp = values['keep-protected'];
+    if (kp !== undefined && kp !== 'on' && kp !== 'off') throw new BadInputError('--keep-protected must be on or off');
+    if (kp !== undefined) variant.keepProtected = kp === 'on';
     const pg = values['protect-global'];
     if (pg !== undefined && pg !== 'on' && pg !== 'off') throw new BadInputError('--protect-global must be on or off');
     if (pg !== undefined) variant.protectGlobal = pg === 'on';

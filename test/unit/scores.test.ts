@@ -192,3 +192,18 @@ test('product Elastic decode re-rank: the lowest accumulated entry outside sinks
   const plan = p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: [Float32Array.from([0, 0, 0.3, 0.1, 0, 0, 0])], numLayers: 1 });
   assert.deepEqual([...plan![0]], [0, 1, 2, 3, -1, 4, 5]);
 });
+
+test('remapFlags follows a plan: one flag per new slot, from the first entry of the slot', async () => {
+  const { remapFlags } = await import('../../runtime/cache/policies/elasticQuestion.js');
+  assert.deepEqual([...remapFlags(Uint8Array.from([1, 0, 1, 1, 0]), Int32Array.from([0, -1, 1, 1, 2]))], [1, 1, 0]);
+});
+
+test('product Elastic keepProtected: decode re-ranking never evicts the question while other candidates remain', () => {
+  const p = new QuestionElasticPolicy({ keepRatio: 0.5, startSize: 1, kernel: 1, rerank: 2, protectGlobal: false, mergeRadius: 0, keepProtected: true });
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  assert.equal(p.afterStep({ cacheLength: 6, tokensSeen: 11, scores: [Float32Array.from([0, 0, 0.5, 0, 0, 0])], numLayers: 1 }), null);
+  // as in the re-rank test, but slots 2..4 (the question) are protected: the anchor (slot 1) goes instead
+  const plan = p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: [Float32Array.from([0, 0, 0.3, 0.1, 0, 0, 0])], numLayers: 1 });
+  assert.deepEqual([...plan![0]], [0, -1, 1, 2, 3, 4, 5]);
+});

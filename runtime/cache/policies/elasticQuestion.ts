@@ -59,6 +59,33 @@ export function sameModalityMergeAssign(keep: Uint8Array, image: Uint8Array, rad
   return assign;
 }
 
+/** Per-entry flags after a plan: one per new slot, from the first entry that lands in it. */
+export function remapFlags(flags: Uint8Array, assign: LayerAssign): Uint8Array {
+  let n = 0;
+  for (let j = 0; j < assign.length; j++) if (assign[j] + 1 > n) n = assign[j] + 1;
+  const out = new Uint8Array(n);
+  const seen = new Uint8Array(n);
+  for (let j = 0; j < assign.length; j++) {
+    const a = assign[j];
+    if (a >= 0 && !seen[a]) {
+      seen[a] = 1;
+      out[a] = flags[j];
+    }
+  }
+  return out;
+}
+
+/** `flags` grown to `len` entries, the new ones set to `value`. */
+function grow(flags: Uint8Array | undefined, len: number, value: Uint8Array | number = 0): Uint8Array {
+  const old = flags ?? new Uint8Array(0);
+  const a = new Uint8Array(len);
+  const keepOld = Math.min(old.length, len);
+  a.set(old.subarray(0, keepOld));
+  if (typeof value === 'number') a.fill(value, keepOld);
+  else a.set(value, len - value.length);
+  return a;
+}
+
 export class QuestionElasticPolicy implements CachePolicy {
   readonly name = 'elastic';
   readonly needsScores = true;
@@ -75,6 +102,9 @@ export class QuestionElasticPolicy implements CachePolicy {
   readonly rerank: number;
   /** Per layer, with `rerank`: each entry's score (stage-1 pooled score + decode attention). */
   private acc: Float64Array[] = [];
+  /** Per layer, 1 where the entry was protected at stage 1 (sinks, question, global image). */
+  private kept: Uint8Array[] = [];
+  readonly keepProtected: boolean;
   private readonly windowSet: boolean;
   private p: number | null = null;
   private layers = 0;
@@ -94,6 +124,7 @@ export class QuestionElasticPolicy implements CachePolicy {
     this.protectGlobal = opts.protectGlobal ?? true;
     this.blend = opts.blend ?? 0;
     this.rerank = opts.rerank ?? ANSWERS_RECENT;
+    this.keepProtected = opts.keepProtected ?? false;
     if (!(this.blend >= 0 && this.blend <= 1)) throw new RangeError('elastic: blend must be in [0, 1]');
     if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
     if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
@@ -127,7 +158,10 @@ export class QuestionElasticPolicy implements CachePolicy {
     const end = Math.max(this.startSize + over, len - this.rerank);
     return this.acc.map((a, l) => {
       const drop = new Uint8Array(len);
-      const order = Array.from({ length: end - this.startSize }, (_, i) => this.startSize + i).sort((x, y) => a[x] - a[y] || x - y);
+      const prot = this.kept[l];
+      // keepProtected: the question and the global image stay too, while enough other candidates remain
+      const key = (x: number) => (this.keepProtected && prot[x] ? Infinity : a[x]);
+      const order = Array.from({ length: end - this.startSize }, (_, i) => this.startSize + i).sort((x, y) => key(x) - key(y) || a[x] - a[y] || x - y);
       for (let i = 0; i < over; i++) drop[order[i]] = 1;
       const assign = new Int32Array(len);
       let k = 0;
@@ -140,6 +174,8 @@ export class QuestionElasticPolicy implements CachePolicy {
         }
       }
       this.acc[l] = kept;
+      this.image[l] = remapFlags(this.image[l], assign);
+      this.kept[l] = remapFlags(prot, assign);
       return assign;
     });
   }
@@ -152,13 +188,7 @@ export class QuestionElasticPolicy implements CachePolicy {
     const len = ctx.cacheLength;
     const n = ctx.newEntries;
     const newImage = ctx.imageMask ?? new Uint8Array(n);
-    for (let l = 0; l < this.layers; l++) {
-      const old = this.image[l] ?? new Uint8Array(0);
-      const a = new Uint8Array(len);
-      a.set(old.subarray(0, len - n));
-      a.set(newImage, len - n);
-      this.image[l] = a;
-    }
+    for (let l = 0; l < this.layers; l++) this.image[l] = grow(this.image[l]?.subarray(0, len - n), len, newImage);
     // The question: this prefill's entries after its last image token (all of them when it has no image).
     const lastImage = newImage.lastIndexOf(1);
     const question = Math.max(1, n - 1 - lastImage);
@@ -191,13 +221,22 @@ export class QuestionElasticPolicy implements CachePolicy {
           for (let j = 0; j < len; j++) score[j] = (1 - this.blend) * score[j] + this.blend * f * agn[j];
         }
         const pooled = avgPool1d(score, this.kernel, this.startSize, len - tail);
-        const mask = topKeep(pooled, keep, protect);
+        // keepProtected: what an earlier turn protected (its question, the global image) stays protected
+        let pl = protect;
+        if (this.keepProtected && this.kept[l]) {
+          pl = Uint8Array.from(protect);
+          const prev = this.kept[l];
+          for (let j = 0; j < Math.min(prev.length, len - n); j++) pl[j] |= prev[j];
+        }
+        const mask = topKeep(pooled, keep, pl);
         if (this.rerank > 0) this.acc[l] = Float64Array.from(pooled.filter((_, j) => mask[j] === 1));
         const assign = sameModalityMergeAssign(mask, this.image[l], this.mergeRadius);
-        this.image[l] = this.image[l].filter((_, j) => mask[j] === 1);
+        this.image[l] = remapFlags(this.image[l], assign);
+        this.kept[l] = remapFlags(pl, assign);
         return assign;
       });
     }
+    if (!plan) for (let l = 0; l < this.layers; l++) this.kept[l] = grow(this.kept[l]?.subarray(0, len - n), len, 0);
     if (this.rerank > 0 && !plan) {
       // nothing dropped: the accumulator still needs this prefill's entries (window score of the question)
       for (let l = 0; l < this.layers; l++) {
@@ -216,19 +255,19 @@ export class QuestionElasticPolicy implements CachePolicy {
     if (this.p === null) throw new Error('elastic: afterStep called before afterPrefill');
     this.layers = resolveLayers(this.name, ctx, this.layers);
     const len = ctx.cacheLength;
-    if (this.rerank > 0) return this.rerankStep(ctx);
     for (let l = 0; l < this.layers; l++) {
-      const a = new Uint8Array(len);
-      a.set((this.image[l] ?? new Uint8Array(0)).subarray(0, len - 1));
-      this.image[l] = a;
+      this.image[l] = grow(this.image[l]?.subarray(0, len - 1), len, 0);
+      this.kept[l] = grow(this.kept[l]?.subarray(0, len - 1), len, 0);
     }
+    if (this.rerank > 0) return this.rerankStep(ctx);
     const over = len - this.budget(ctx.tokensSeen);
     if (over <= 0) return null;
     const at = Math.max(this.startSize, Math.min(this.p, len - 1 - over));
+    const assign = evictRangeAssign(len, at, over);
     for (let l = 0; l < this.layers; l++) {
-      const a = this.image[l];
-      this.image[l] = Uint8Array.from([...a.subarray(0, at), ...a.subarray(at + over)]);
+      this.image[l] = remapFlags(this.image[l], assign);
+      this.kept[l] = remapFlags(this.kept[l], assign);
     }
-    return sameForAllLayers(evictRangeAssign(len, at, over), this.layers);
+    return sameForAllLayers(assign, this.layers);
   }
 }
