@@ -8,9 +8,10 @@ import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, workerEntry } from '../paths.js';
 import { WorkerClient, WorkerError } from '../worker/client.js';
 import type { AskResult, CacheOptions, GenerateOptions, LoadOptions } from '../protocol.js';
+import { ELASTIC_VARIANTS } from '../protocol.js';
 import { parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 
-const USAGE = 'usage: npm run ask -- IMAGE "QUESTION" [--model DIR] [--device auto|cpu|webgpu|cuda|dml|coreml] [--max-new-tokens N] [--policy full|elastic|h2o|streaming] [--keep K] [--json]';
+const USAGE = 'usage: npm run ask -- IMAGE "QUESTION" [--model DIR] [--device auto|cpu|webgpu|cuda|dml|coreml] [--max-new-tokens N] [--policy full|elastic|h2o|streaming|snapkv] [--keep K] [--variant answers|paper|released] [--json]';
 
 async function main(): Promise<number> {
   let verbose = process.argv.includes('--verbose');
@@ -27,6 +28,7 @@ async function main(): Promise<number> {
         positions: { type: 'string' },
         importance: { type: 'string' },
         merge: { type: 'string' },
+        variant: { type: 'string' },
         temperature: { type: 'string' },
         'top-p': { type: 'string' },
         seed: { type: 'string' },
@@ -54,7 +56,12 @@ async function main(): Promise<number> {
       positions,
       importance: values.importance as CacheOptions['importance'],
       merge: values.merge === undefined ? undefined : values.merge === 'on',
+      // --importance / --merge are the paper variant's options: either selects it, as in npm run eval
+      variant: (values.variant ?? (values.importance !== undefined || values.merge !== undefined ? 'paper' : undefined)) as CacheOptions['variant'],
     };
+    if (cache.variant !== undefined && !ELASTIC_VARIANTS.includes(cache.variant)) {
+      throw new BadInputError(`unknown --variant ${JSON.stringify(values.variant)} (expected ${ELASTIC_VARIANTS.join(', ')})`);
+    }
     const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
     if (!(temperature >= 0)) throw new BadInputError('--temperature must be >= 0');
     const generate: GenerateOptions = {
