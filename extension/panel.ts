@@ -155,6 +155,7 @@ export class ImagePanel implements vscode.Disposable {
           policy: s.cachePolicy,
           keep: s.cacheKeep,
           model,
+          variant: s.elasticVariant,
           importance: s.elasticImportance,
           merge: s.elasticMerge,
         };
@@ -189,7 +190,7 @@ export class ImagePanel implements vscode.Disposable {
   async refreshSettings(): Promise<void> {
     const s = this.settings.current;
     const model = await this.host.resolveModel().then((r) => r.label, () => '');
-    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheKeep, model, importance: s.elasticImportance, merge: s.elasticMerge });
+    this.post({ type: 'settings', policy: s.cachePolicy, keep: s.cacheKeep, model, variant: s.elasticVariant, importance: s.elasticImportance, merge: s.elasticMerge });
   }
 
   /** Asks a question: a new conversation about the image, or a follow-up in this panel's conversation. */

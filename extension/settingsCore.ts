@@ -2,8 +2,8 @@
 // An invalid value (out of range, unknown enum member, wrong type) is rejected with a message and the previous valid
 // value (or the default, the first time) is used instead.
 import {
-  DEVICES, IMAGE_DETAILS, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheOptions, type Device, type ImageDetail, type Importance,
-  type PolicyName,
+  DEFAULT_KEEP, DEVICES, ELASTIC_VARIANTS, type ElasticVariant, IMAGE_DETAILS, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheOptions, type Device, type ImageDetail,
+  type Importance, type PolicyName,
 } from '../runtime/protocol.js';
 
 export interface Settings {
@@ -14,7 +14,9 @@ export interface Settings {
   device: Device;
   maxNewTokens: number;
   hubEndpoint: string;
-  /** Elastic's stage-1 importance: the paper's column sums ('sum') or per seeing query ('mean'). */
+  /** Elastic's method: the product's (answers), the paper's, or the paper's with the released code's selection. */
+  elasticVariant: ElasticVariant;
+  /** The paper's Elastic, stage-1 importance: column sums ('sum') or per seeing query ('mean'). */
   elasticImportance: Importance;
   /** Elastic's stage 1 merges dropped entries into anchors (the paper) or evicts them. */
   elasticMerge: boolean;
@@ -29,15 +31,15 @@ export const MAX_NEW_TOKENS_MIN = 1;
 export const MAX_NEW_TOKENS_MAX = 4096;
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
-  // Chosen from the evaluation (docs/evaluation.md): on the embedded model, Elastic at 0.7 kept with the
-  // per-query importance and no merging is within one answer in 90 of the full cache, ROUGE-L 0.93, and has the
-  // lowest perplexity of the policies at that budget (H2O is as good on whole answers, better below 0.5).
-  cacheKeep: 0.7,
+  // DEFAULT_KEEP (runtime/protocol.ts): the lowest budget at which the product's Elastic stayed within 1 point of the
+  // full cache (docs/evaluation.md). package.json's default must say the same (test/unit/structure.test.ts).
+  cacheKeep: DEFAULT_KEEP,
   cachePolicy: 'elastic',
   modelPath: '',
   device: 'auto',
   maxNewTokens: 256,
   hubEndpoint: 'https://huggingface.co',
+  elasticVariant: 'answers',
   elasticImportance: 'mean',
   elasticMerge: false,
   imageDetail: 'full',
@@ -77,6 +79,7 @@ const CHECKS: Record<keyof Settings, Check> = {
       ? null
       : `must be an integer from ${MAX_NEW_TOKENS_MIN} to ${MAX_NEW_TOKENS_MAX}`,
   hubEndpoint: checkEndpoint,
+  elasticVariant: (v) => (isOneOf(ELASTIC_VARIANTS, v) ? null : `must be one of ${ELASTIC_VARIANTS.join(', ')}`),
   elasticImportance: (v) => (isOneOf(IMPORTANCES, v) ? null : `must be one of ${IMPORTANCES.join(', ')}`),
   elasticMerge: (v) => (typeof v === 'boolean' ? null : 'must be true or false'),
   imageDetail: (v) => (isOneOf(IMAGE_DETAILS, v) ? null : `must be one of ${IMAGE_DETAILS.join(', ')}`),
@@ -120,5 +123,7 @@ export function validateSettings(
 
 /** The cache options a new conversation takes from the settings (panel, chat and tool alike). */
 export function cacheOptions(s: Settings): CacheOptions {
-  return { policy: s.cachePolicy, keep: s.cacheKeep, importance: s.elasticImportance, merge: s.elasticMerge };
+  // importance and merge are the paper variant's options: sent only with it.
+  const paper = s.elasticVariant !== 'answers' ? { importance: s.elasticImportance, merge: s.elasticMerge } : {};
+  return { policy: s.cachePolicy, keep: s.cacheKeep, variant: s.elasticVariant, ...paper };
 }

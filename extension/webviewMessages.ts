@@ -1,7 +1,7 @@
 // The messages between the panel's webview and the extension, and the schema validator for every message the
 // webview sends. No `vscode` import and no DOM: shared by the extension, the webview bundle and the unit tests.
 import {
-  isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type AskResult, type CacheStats, type Importance, type ImportanceMap, type KeptPositions, type PolicyName,
+  isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type AskResult, type CacheStats, type ElasticVariant, type Importance, type ImportanceMap, type KeptPositions, type PolicyName,
 } from '../runtime/protocol.js';
 
 export const MAX_QUESTION_LENGTH = 4000;
@@ -28,10 +28,11 @@ export type ToWebview =
       keep: number;
       model: string;
       /** Elastic's ranking and merging (the heat map explains what the policy acts on). */
+      variant?: ElasticVariant;
       importance?: Importance;
       merge?: boolean;
     }
-  | { type: 'settings'; policy: PolicyName; keep: number; model: string; importance?: Importance; merge?: boolean }
+  | { type: 'settings'; policy: PolicyName; keep: number; model: string; variant?: ElasticVariant; importance?: Importance; merge?: boolean }
   | { type: 'turn'; turn: number; question: string; followUp: boolean; note?: string }
   | { type: 'progress'; stage: string; detail?: string }
   | { type: 'tokens'; turn: number; text: string }

@@ -164,7 +164,7 @@ export class WorkerHost implements vscode.Disposable {
    */
   conversationUses(cache: CacheOptions): boolean {
     const c = this.ownerCache;
-    return !!c && c.policy === cache.policy && c.keep === cache.keep && c.importance === cache.importance && c.merge === cache.merge;
+    return !!c && c.policy === cache.policy && c.keep === cache.keep && c.variant === cache.variant && c.importance === cache.importance && c.merge === cache.merge;
   }
 
   /**

@@ -1,7 +1,7 @@
 // The panel's cache view: which prompt positions each layer kept (image tiles and text apart), the cache size
 // against the tokens generated with the budget line, and the heat map of what the active policy kept and why.
 // The compute functions have no DOM and are unit-tested; the render functions draw them.
-import type { CacheStats, Importance, ImportanceMap, KeptPositions } from '../runtime/protocol.js';
+import type { CacheStats, ElasticVariant, Importance, ImportanceMap, KeptPositions } from '../runtime/protocol.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -126,14 +126,20 @@ export function rankingCells(map: ImportanceMap, k: KeptPositions | null, policy
 }
 
 /** One sentence: why the active policy kept what it kept. */
-export function policyReason(policy: string, keep: number, importance: Importance, merge: boolean): string {
+export function policyReason(policy: string, keep: number, importance: Importance, merge: boolean, variant: ElasticVariant = 'answers'): string {
   const pct = `${Math.round(keep * 100)}%`;
   switch (policy) {
     case 'elastic':
+      if (variant === 'answers') {
+        return `Elastic Cache keeps the ${pct} of the prompt your question attends to most (pooled over neighbouring patches), always the question ` +
+          'and the global image, merges dropped image entries into a kept neighbour, and while answering evicts the entry with the least attention.';
+      }
       return `Elastic Cache keeps the ${pct} of the prompt with the most attention ${importance === 'mean' ? 'per query that could see it' : 'in total (column sums: early tokens collect more)'}` +
         `${merge ? ', merging the rest into their nearest kept entry' : ', evicting the rest'}; while answering it evicts one entry at a fixed offset.`;
     case 'h2o':
       return `H2O keeps the heavy hitters (most attention received so far) and a recent window, ${pct} of the tokens seen, re-ranked at every step.`;
+    case 'snapkv':
+      return `SnapKV keeps the ${pct} of the prompt its last queries attend to most (pooled over neighbours), once after the prompt; while answering it evicts the oldest answer entry.`;
     case 'streaming':
       return `StreamingLLM keeps the first tokens (attention sinks) and the most recent window, ${pct} of the tokens seen: by position only, not by content.`;
     default:

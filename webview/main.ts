@@ -1,5 +1,5 @@
 // The panel's UI. Model output is only ever inserted as text (textContent / text nodes), never as HTML.
-import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, SAFE_KEEP_MIN, type CacheStats, type Importance, type ImportanceMap, type KeptPositions } from '../runtime/protocol.js';
+import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, SAFE_KEEP_MIN, type CacheStats, type ElasticVariant, type Importance, type ImportanceMap, type KeptPositions } from '../runtime/protocol.js';
 import { fmtBytes } from '../extension/format.js';
 import { MAX_QUESTION_LENGTH, PASTE_MIMES, type FromWebview, type ToWebview } from '../extension/webviewMessages.js';
 import * as ui from './ui.js';
@@ -27,6 +27,7 @@ const POLICY_LABELS: Record<string, string> = {
   elastic: 'Elastic Cache',
   h2o: 'H2O (heavy hitters + recent)',
   streaming: 'StreamingLLM (sinks + window)',
+  snapkv: 'SnapKV (observation window)',
   full: 'Full cache (no compression)',
 };
 
@@ -139,7 +140,7 @@ app.removeAttribute('aria-busy');
 let importance: ImportanceMap | null = null;
 let kept: KeptPositions | null = null;
 let lastStats: CacheStats | null = null;
-let elastic = { importance: 'mean' as Importance, merge: false };
+let elastic = { variant: 'answers' as ElasticVariant, importance: 'mean' as Importance, merge: false };
 const history: GrowthPoint[] = [];
 let busy = false;
 const turnEls = new Map<number, { article: HTMLElement; answer: HTMLElement; meta: HTMLElement }>();
@@ -148,7 +149,7 @@ function redrawHeat(): void {
   if (!(img.complete && img.naturalWidth > 0)) return;
   const policyNow = lastStats?.policy ?? applied.policy;
   const keepNow = lastStats?.keep ?? applied.keep;
-  heatReason.textContent = policyReason(policyNow, keepNow, elastic.importance, elastic.merge);
+  heatReason.textContent = policyReason(policyNow, keepNow, elastic.importance, elastic.merge, elastic.variant);
   if (!heatToggle.checked || !importance) return drawCells(heat, img, null, keptColor);
   if (heatMode.value === 'rank') {
     const cells = rankingCells(importance, kept, policyNow, elastic.importance);
@@ -259,7 +260,7 @@ window.addEventListener('message', (ev: MessageEvent) => {
   if (!m || typeof m !== 'object') return;
   switch (m.type) {
     case 'init':
-      if (m.importance) elastic = { importance: m.importance, merge: !!m.merge };
+      if (m.importance) elastic = { variant: m.variant ?? 'answers', importance: m.importance, merge: !!m.merge };
       title.textContent = m.image.name;
       img.alt = `The image ${m.image.path}`;
       img.src = m.image.src;
@@ -267,7 +268,7 @@ window.addEventListener('message', (ev: MessageEvent) => {
       setCacheControls(m.policy, m.keep);
       return;
     case 'settings':
-      if (m.importance) elastic = { importance: m.importance, merge: !!m.merge };
+      if (m.importance) elastic = { variant: m.variant ?? 'answers', importance: m.importance, merge: !!m.merge };
       setCacheControls(m.policy, m.keep);
       modelLabel.textContent = m.model;
       status.textContent = `Cache: ${m.policy}, keep ${m.keep} (applies to the next question).`;

@@ -1,7 +1,7 @@
 // The KV-cache policy interface. A policy is a small unit with one job, like a kvpress "press":
 // look at scores, then plan which cache slots survive and which are merged. Applying the plan
 // (on the CPU or on the GPU) is the cache store's job, not the policy's.
-import type { Importance } from '../protocol.js';
+import type { ElasticVariant, Importance } from '../protocol.js';
 
 /**
  * The plan for one layer: `assign[j]` is the new slot of old cache entry j, or -1 to evict it.
@@ -14,7 +14,10 @@ export type LayerAssign = Int32Array;
 /** A plan for every layer, or null when the cache stays as it is. All layers end at one length. */
 export type CachePlan = LayerAssign[] | null;
 
+
 export interface PolicyOptions {
+  /** Elastic: which method (default 'answers'); importance, merge and releasedSelection apply to 'paper' and 'released'. */
+  variant?: ElasticVariant;
   /** Fraction of the KV cache that is KEPT, 0 < keep <= 1 (the paper's compression ratio r is 1 - keep). */
   keep: number;
   /** Always-kept prefix (attention sinks / instruction start). */
@@ -35,6 +38,34 @@ export interface PolicyOptions {
   importance?: Importance;
   /** Elastic stage 1: merge dropped entries into their nearest anchor (the paper, default) or just drop them. */
   merge?: boolean;
+  /** SnapKV / the product's Elastic: observation-window queries (at most 64, the decoder's window output). */
+  window?: number;
+  /** SnapKV / the product's Elastic: average-pooling kernel over neighbouring entries (odd, 1 = none). */
+  kernel?: number;
+  /** The product's Elastic: a dropped image entry merges into a kept image entry at most this far (0: never). */
+  mergeRadius?: number;
+  /** The product's Elastic: always keep the text after the image (the question). Default true. */
+  protectQuestion?: boolean;
+  /** The product's Elastic: always keep the global image (the prompt's last run of image tokens). */
+  protectGlobal?: boolean;
+  /** The product's Elastic: share of the query-agnostic score (column sums per seeing query) in the ranking, 0..1. */
+  blend?: number;
+  /** The product's Elastic: re-rank in stage 2 with decode attention, protecting this many recent entries (0: off). */
+  rerank?: number;
+  /** The product's Elastic, with rerank: stage 2 never evicts what stage 1 protected (question, global image). */
+  keepProtected?: boolean;
+}
+
+/**
+ * One layer's per-head attention of the last queries of a run (the observation window): `data` is
+ * [heads, queries, len] row-major, float32 probabilities. Prefill: the last min(64, newEntries) queries; a decode step:
+ * its one query. Only decoders whose importance rewrite added the `attn_window.*` outputs give it.
+ */
+export interface WindowAttention {
+  data: Float32Array;
+  heads: number;
+  queries: number;
+  len: number;
 }
 
 export interface PrefillContext {
@@ -54,6 +85,10 @@ export interface PrefillContext {
    * which cannot learn it from `scores`; optional where scores are given.
    */
   numLayers?: number;
+  /** Per layer, the per-head attention of this prefill's last queries (see WindowAttention); absent without it. */
+  window?: WindowAttention[] | null;
+  /** Per new entry, 1 where it is an image token, 0 for text; absent when unknown. */
+  imageMask?: Uint8Array;
 }
 
 export interface StepContext {
@@ -64,6 +99,8 @@ export interface StepContext {
   scores: Float32Array[] | null;
   /** Decoder layers (see PrefillContext.numLayers). */
   numLayers?: number;
+  /** Per layer, this step's attention row per query head (queries = 1); absent without it. */
+  window?: WindowAttention[] | null;
 }
 
 export interface CachePolicy {
@@ -72,6 +109,8 @@ export interface CachePolicy {
   readonly needsScores: boolean;
   /** Entries this policy may hold after `tokensSeen` tokens (budget.ts's rule, with this policy's minimum). */
   budget(tokensSeen: number): number;
+  /** Whether it reads the per-head window attention (PrefillContext.window / StepContext.window). */
+  readonly needsWindow?: boolean;
   /** After a prompt (first turn or follow-up) was prefilled. */
   afterPrefill(ctx: PrefillContext): CachePlan;
   /** After one decode step appended one entry. */

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, workerEntry } from '../paths.js';
 import { WorkerClient, WorkerError } from '../worker/client.js';
-import { IMPORTANCES, isOneOf, type AskResult, type CacheOptions, type GenerateOptions, type ImageDetail, type LoadOptions } from '../protocol.js';
+import { ELASTIC_VARIANTS, IMPORTANCES, isOneOf, type AskResult, type CacheOptions, type GenerateOptions, type ImageDetail, type LoadOptions } from '../protocol.js';
 import { parseDetail, parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 
 const USAGE = 'usage: npm run ask -- IMAGE "QUESTION" [options]   (npm run ask -- --help lists them)';
@@ -22,12 +22,13 @@ options:
   --device D                  auto|cpu|webgpu|cuda|dml|coreml (default auto)
   --dtype T                   onnx/ file variant: fp16|q4|int8 (default: fp32)
   --max-new-tokens N          answer length limit, 1 to 8192 (default 128)
-  --policy P                  KV cache policy: full|elastic|h2o|streaming (default full)
+  --policy P                  KV cache policy: full|elastic|h2o|streaming|snapkv (default full)
   --keep K                    fraction of the KV cache kept, 0 < K <= 1 (default 0.5; 1 with --policy full)
   --detail L                  image tiling: global|low|medium|full (default full, the model's own)
   --positions M               absolute|compressed position ids after compression (default absolute)
-  --importance I              Elastic's ranking: sum (the paper) or mean (per seeing query)
-  --merge on|off              Elastic merges dropped entries into anchors (on, the paper) or evicts them
+  --variant V                 Elastic's method: answers (the product's, default), paper, released (the released code)
+  --importance I              the paper's Elastic ranks by sum (the paper) or mean (per seeing query); selects --variant paper
+  --merge on|off              the paper's Elastic merges dropped entries into anchors (on) or evicts them; selects --variant paper
   --temperature T             0 = greedy (default); with --top-p P and --seed S for sampling
   --top-p P                   nucleus sampling, 0 < P <= 1
   --seed S                    sampling seed (default 0)
@@ -64,6 +65,7 @@ async function main(): Promise<number> {
         'max-new-tokens': { type: 'string' },
         policy: { type: 'string' },
         keep: { type: 'string' },
+        variant: { type: 'string' },
         detail: { type: 'string' },
         positions: { type: 'string' },
         importance: { type: 'string' },
@@ -127,10 +129,16 @@ function turnOptions(values: Values): { cache: CacheOptions; generate: GenerateO
   if (importance !== undefined && !isOneOf(IMPORTANCES, importance)) throw new BadInputError(`--importance must be ${IMPORTANCES.join(' or ')}`);
   const merge = str('merge');
   if (merge !== undefined && merge !== 'on' && merge !== 'off') throw new BadInputError('--merge must be on or off');
+  // --importance / --merge are the paper variant's options: either selects it, as in npm run eval.
+  const variant = str('variant') ?? (importance !== undefined || merge !== undefined ? 'paper' : undefined);
+  if (variant !== undefined && !isOneOf(ELASTIC_VARIANTS, variant)) {
+    throw new BadInputError(`unknown --variant ${JSON.stringify(variant)} (expected ${ELASTIC_VARIANTS.join(', ')})`);
+  }
   const cache: CacheOptions = {
     policy,
     keep: parseKeep(str('keep'), policy === 'full' ? 1 : 0.5),
     positions,
+    variant,
     importance,
     merge: merge === undefined ? undefined : merge === 'on',
   };

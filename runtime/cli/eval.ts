@@ -11,11 +11,13 @@ import { dirname, join, resolve } from 'node:path';
 import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, packageRoot } from '../paths.js';
 import { Vlm } from '../vlm.js';
-import type { Importance, PolicyName } from '../protocol.js';
+import type { PolicyName } from '../protocol.js';
 import { exactMatch, perplexity, rougeL } from '../eval/metrics.js';
 import { linePlotSvg } from '../eval/plot.js';
 import { machineInfo } from '../eval/machine.js';
 import { listOption, parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
+import { bootstrap, metrics, parseShard, shardOf, type Interval, type Item } from './evalStats.js';
+import { ELASTIC_VARIANTS, IMPORTANCES, isOneOf, type CacheOptions, type ElasticVariant, type Importance } from '../protocol.js';
 
 export interface Sample {
   image: string;
@@ -28,10 +30,10 @@ export interface EvalRow {
   policy: PolicyName;
   keep: number;
   positions: 'absolute' | 'compressed';
-  /** Elastic's stage-1 options when not the paper's (importance 'sum', merge on). */
-  importance?: Importance;
-  merge?: boolean;
-  releasedSelection?: boolean;
+  /** Elastic's method and options when they are not the default (see variantLabel). */
+  variant?: string;
+  /** The multi-turn cell: the metrics are the SECOND question's, asked on the cache the first one left. */
+  multiTurn?: boolean;
   accuracy: number;
   perTask: Record<string, number>;
   rougeL: number | null;
@@ -39,6 +41,10 @@ export interface EvalRow {
   samples: number;
   /** Mean kept cache entries over mean tokens seen at the end of each answer. */
   keptShare: number;
+  /** 95 % bootstrap intervals (evalStats.ts). */
+  ci?: { accuracy: Interval | null; rougeL: Interval | null; ppl: Interval | null };
+  /** Per-sample results, for intervals and the shard merge. */
+  items?: Item[];
 }
 
 const DESCRIBE = 'describe';
@@ -61,76 +67,167 @@ export function readSamples(file: string): Sample[] {
 
 export interface Variant {
   positions: 'absolute' | 'compressed';
+  /** Elastic's method: 'answers' (default), 'paper', 'released'. */
+  variant?: ElasticVariant;
   importance?: Importance;
   merge?: boolean;
-  releasedSelection?: boolean;
+  /** Exploration knobs of the product's Elastic (PolicyOptions). */
+  window?: number;
+  kernel?: number;
+  distance?: number;
+  mergeRadius?: number;
+  protectQuestion?: boolean;
+  protectGlobal?: boolean;
+  blend?: number;
+  rerank?: number;
+  keepProtected?: boolean;
+}
+
+/** A short name for Elastic's options in tables and in the merge key ('' for the default method). */
+export function variantLabel(v: Variant): string {
+  const parts: string[] = [];
+  const m = v.variant ?? (v.importance !== undefined || v.merge !== undefined ? 'paper' : 'answers');
+  if (m !== 'answers') parts.push(m);
+  if (v.importance) parts.push(`importance ${v.importance}`);
+  if (v.merge === false) parts.push('no merge');
+  if (v.window !== undefined) parts.push(`window ${v.window}`);
+  if (v.kernel !== undefined) parts.push(`kernel ${v.kernel}`);
+  if (v.distance !== undefined) parts.push(`distance ${v.distance}`);
+  if (v.mergeRadius !== undefined) parts.push(`merge radius ${v.mergeRadius}`);
+  if (v.protectQuestion === false) parts.push('question unprotected');
+  if (v.protectGlobal !== undefined) parts.push(v.protectGlobal ? 'global image kept' : 'global image not kept');
+  if (v.blend !== undefined) parts.push(`blend ${v.blend}`);
+  if (v.keepProtected !== undefined) parts.push(v.keepProtected ? 'protected kept in decode' : 'protected re-ranked in decode');
+  if (v.rerank !== undefined) parts.push(v.rerank ? `decode re-rank, ${v.rerank} recent` : 'fixed-index decode eviction');
+  return parts.join(', ');
+}
+
+/** The cache options of one cell: Elastic's variant options only for elastic. */
+export function cellCache(policy: PolicyName, keep: number, v: Variant): CacheOptions {
+  const base: CacheOptions = { policy, keep, positions: v.positions };
+  if (policy !== 'elastic') return base;
+  const variant = v.variant ?? (v.importance !== undefined || v.merge !== undefined ? 'paper' : undefined);
+  return {
+    ...base, variant, importance: v.importance, merge: v.merge,
+    window: v.window, kernel: v.kernel, distance: v.distance, mergeRadius: v.mergeRadius, protectQuestion: v.protectQuestion,
+    protectGlobal: v.protectGlobal, blend: v.blend, rerank: v.rerank, keepProtected: v.keepProtected,
+  };
+}
+
+/**
+ * Multi-turn pairs: for every image with two or more short questions, the first one, then the next short question
+ * of a DIFFERENT task (another part of the image: a count then a colour, a title then a button, ...).
+ */
+export function multiTurnPairs(samples: Sample[]): [number, number][] {
+  const byImage = new Map<string, number[]>();
+  samples.forEach((s, i) => {
+    if (s.task === DESCRIBE) return;
+    const l = byImage.get(s.image) ?? [];
+    l.push(i);
+    byImage.set(s.image, l);
+  });
+  const pairs: [number, number][] = [];
+  for (const l of byImage.values()) {
+    const a = l[0];
+    const b = l.find((j) => samples[j].task !== samples[a].task);
+    if (b !== undefined) pairs.push([a, b]);
+  }
+  return pairs.sort((x, y) => x[0] - y[0]);
+}
+
+export interface EvalPlan {
+  /** Sample indices (into `samples`) this run evaluates; all by default (a shard: a subset). */
+  indices?: number[];
+  /** Run the multi-turn cell instead: pairs of sample indices. */
+  pairs?: [number, number][];
 }
 
 export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: PolicyName; keep: number }[],
-  variant: Variant, progress: (s: string) => void): Promise<EvalRow[]> {
+  variant: Variant, progress: (s: string) => void, plan: EvalPlan = {}): Promise<EvalRow[]> {
   const { positions } = variant;
   const eou = vlm.prompt.tokenizer.token_to_id('<end_of_utterance>') ?? vlm.config.eosTokenIds[0];
   const maxTokens = (s: Sample) => (s.task === DESCRIBE ? 320 : 24);
+  const indices = plan.indices ?? samples.map((_, i) => i);
+  const forceOf = (s: Sample) => [...vlm.prompt.encodeText(` ${s.answer}`), eou];
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   // The reference for ROUGE-L: the full cache's own greedy description.
   const fullDescribe = new Map<number, string>();
-  for (const [i, s] of samples.entries()) {
-    if (s.task !== DESCRIBE) continue;
-    const r = await vlm.conversation().ask(s.image, s.question, { cache: { policy: 'full', keep: 1 }, generate: { maxNewTokens: maxTokens(s) } });
-    fullDescribe.set(i, r.answer);
+  if (!plan.pairs) {
+    for (const i of indices) {
+      const s = samples[i];
+      if (s.task !== DESCRIBE) continue;
+      const r = await vlm.conversation().ask(s.image, s.question, { cache: { policy: 'full', keep: 1 }, generate: { maxNewTokens: maxTokens(s) } });
+      fullDescribe.set(i, r.answer);
+    }
   }
   const rows: EvalRow[] = [];
   for (const cell of cells) {
     const t0 = performance.now();
-    const elasticOpts = cell.policy === 'elastic' ? { importance: variant.importance, merge: variant.merge, releasedSelection: variant.releasedSelection } : {};
-    const cache = { policy: cell.policy, keep: cell.keep, positions, ...elasticOpts };
-    const taskHits = new Map<string, [number, number]>();
-    const rouges: number[] = [];
-    const logProbs: number[] = [];
-    let kept = 0;
-    let seen = 0;
-    for (const [i, s] of samples.entries()) {
-      const r = await vlm.conversation().ask(s.image, s.question, { cache, generate: { maxNewTokens: maxTokens(s) } });
-      kept += r.cache.perLayerLength[0];
-      seen += r.cache.tokensSeen;
-      if (s.task === DESCRIBE) {
-        rouges.push(rougeL(r.answer, fullDescribe.get(i) ?? ''));
-      } else {
-        const h = taskHits.get(s.task) ?? [0, 0];
-        h[0] += exactMatch(r.answer, s.answer) ? 1 : 0;
-        h[1] += 1;
-        taskHits.set(s.task, h);
+    const cache = cellCache(cell.policy, cell.keep, variant);
+    const items: Item[] = [];
+    if (plan.pairs) {
+      for (const [a, b] of plan.pairs) {
+        const first = samples[a];
+        const second = samples[b];
+        const c = vlm.conversation();
+        await c.ask(first.image, first.question, { cache, generate: { maxNewTokens: maxTokens(first) } });
+        const r = await c.followUp(second.question, { generate: { maxNewTokens: maxTokens(second) } });
+        const f = vlm.conversation();
+        await f.ask(first.image, first.question, { cache, generate: { maxNewTokens: maxTokens(first) } });
+        const lp = (await f.followUp(second.question, { generate: { maxNewTokens: 1 }, force: forceOf(second) })).forcedLogProbs ?? [];
+        items.push({ i: b, task: second.task, hit: exactMatch(r.answer, second.answer) ? 1 : 0, lp: sum(lp), n: lp.length, kept: r.cache.perLayerLength[0], seen: r.cache.tokensSeen });
+        c.dispose();
+        f.dispose();
       }
-      // Teacher forcing on the reference answer, as the assistant turn writes it.
-      const force = [...vlm.prompt.encodeText(` ${s.answer}`), eou];
-      const f = await vlm.conversation().ask(s.image, s.question, { cache, generate: { maxNewTokens: 1 }, force });
-      logProbs.push(...(f.forcedLogProbs ?? []));
+    } else {
+      for (const i of indices) {
+        const s = samples[i];
+        const r = await vlm.conversation().ask(s.image, s.question, { cache, generate: { maxNewTokens: maxTokens(s) } });
+        // Teacher forcing on the reference answer, as the assistant turn writes it.
+        const f = await vlm.conversation().ask(s.image, s.question, { cache, generate: { maxNewTokens: 1 }, force: forceOf(s) });
+        const lp = f.forcedLogProbs ?? [];
+        const it: Item = { i, task: s.task, lp: sum(lp), n: lp.length, kept: r.cache.perLayerLength[0], seen: r.cache.tokensSeen };
+        if (s.task === DESCRIBE) it.rouge = rougeL(r.answer, fullDescribe.get(i) ?? '');
+        else it.hit = exactMatch(r.answer, s.answer) ? 1 : 0;
+        items.push(it);
+      }
     }
-    let hits = 0;
-    let total = 0;
-    const perTask: Record<string, number> = {};
-    for (const [task, [h, n]] of [...taskHits.entries()].sort()) {
-      perTask[task] = h / n;
-      hits += h;
-      total += n;
-    }
-    const row: EvalRow = {
-      policy: cell.policy,
-      keep: cell.keep,
-      positions,
-      ...(cell.policy === 'elastic' && variant.importance ? { importance: variant.importance } : {}),
-      ...(cell.policy === 'elastic' && variant.merge === false ? { merge: false } : {}),
-      ...(cell.policy === 'elastic' && variant.releasedSelection ? { releasedSelection: true } : {}),
-      accuracy: total ? hits / total : NaN,
-      perTask,
-      rougeL: rouges.length ? rouges.reduce((a, b) => a + b, 0) / rouges.length : null,
-      ppl: perplexity(logProbs),
-      samples: samples.length,
-      keptShare: seen ? kept / seen : 1,
-    };
+    const row = makeRow(cell.policy, cell.keep, positions, cell.policy === 'elastic' ? variantLabel(variant) : '', !!plan.pairs, items);
     rows.push(row);
-    progress(`${cell.policy} keep=${cell.keep}: accuracy ${row.accuracy.toFixed(3)} rougeL ${row.rougeL?.toFixed(3) ?? '-'} ppl ${row.ppl.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    progress(`${cell.policy}${row.variant ? ` (${row.variant})` : ''}${row.multiTurn ? ' multi-turn' : ''} keep=${cell.keep}: accuracy ${fmtCi(row.accuracy, row.ci?.accuracy)} rougeL ${row.rougeL === null ? '-' : fmtCi(row.rougeL, row.ci?.rougeL)} ppl ${fmtCi(row.ppl, row.ci?.ppl)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
   return rows;
+}
+
+export function makeRow(policy: PolicyName, keep: number, positions: 'absolute' | 'compressed', variant: string, multiTurn: boolean, items: Item[]): EvalRow {
+  const m = metrics(items);
+  return {
+    policy, keep, positions,
+    ...(variant ? { variant } : {}),
+    ...(multiTurn ? { multiTurn: true } : {}),
+    accuracy: m.accuracy, perTask: m.perTask, rougeL: m.rougeL, ppl: m.ppl, samples: items.length, keptShare: m.keptShare,
+    ci: bootstrap(items), items,
+  };
+}
+
+function fmtCi(v: number, ci: Interval | null | undefined): string {
+  return ci ? `${v.toFixed(3)} [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]` : v.toFixed(3);
+}
+
+/** Merges shard outputs: rows with one key (policy, keep, positions, variant, multi-turn) pool their items. */
+export function mergeShards(files: { rows: EvalRow[] }[]): EvalRow[] {
+  const groups = new Map<string, { row: EvalRow; items: Map<number, Item> }>();
+  for (const f of files) {
+    for (const r of f.rows) {
+      if (!r.items) throw new BadInputError(`a row (${r.policy} keep ${r.keep}) has no per-sample items: not an output of this eval`);
+      const key = JSON.stringify([r.policy, r.keep, r.positions, r.variant ?? '', !!r.multiTurn]);
+      const g = groups.get(key) ?? { row: r, items: new Map<number, Item>() };
+      for (const it of r.items) g.items.set(it.i, it);
+      groups.set(key, g);
+    }
+  }
+  return [...groups.values()].map(({ row, items }) =>
+    makeRow(row.policy, row.keep, row.positions, row.variant ?? '', !!row.multiTurn, [...items.values()].sort((a, b) => a.i - b.i)));
 }
 
 /** The first n samples of every task, in file order: a balanced subset for quick runs. */
@@ -145,11 +242,12 @@ export function perTask(samples: Sample[], n: number): Sample[] {
 
 export function markdownTable(rows: EvalRow[]): string {
   const tasks = [...new Set(rows.flatMap((r) => Object.keys(r.perTask)))].sort();
-  const head = ['policy', 'keep', 'positions', 'accuracy', 'ROUGE-L', 'PPL', 'kept/seen', ...tasks];
+  const head = ['policy', 'keep', 'positions', 'accuracy [95% CI]', 'ROUGE-L [95% CI]', 'PPL [95% CI]', 'n', 'kept/seen', ...tasks];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  const f = (v: number | null, ci: Interval | null | undefined) => (v === null ? '-' : ci ? `${v.toFixed(3)} [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]` : v.toFixed(3));
   for (const r of rows) {
-    const variant = [r.releasedSelection ? 'released code' : '', r.importance === 'mean' ? 'mean importance' : '', r.merge === false ? 'no merge' : ''].filter(Boolean).join(', ');
-    lines.push(`| ${[variant ? `${r.policy} (${variant})` : r.policy, r.keep, r.positions, r.accuracy.toFixed(3), r.rougeL === null ? '-' : r.rougeL.toFixed(3), r.ppl.toFixed(3),
+    const name = `${r.policy}${r.variant ? ` (${r.variant})` : ''}${r.multiTurn ? ', 2nd question' : ''}`;
+    lines.push(`| ${[name, r.keep, r.positions, f(r.accuracy, r.ci?.accuracy), f(r.rougeL, r.ci?.rougeL), f(r.ppl, r.ci?.ppl), r.samples,
       r.keptShare.toFixed(3), ...tasks.map((t) => (r.perTask[t] === undefined ? '-' : r.perTask[t].toFixed(2)))].join(' | ')} |`);
   }
   return lines.join('\n');
@@ -174,9 +272,98 @@ export function evalPlot(rows: EvalRow[], metric: 'accuracy' | 'rougeL'): string
   });
 }
 
-async function main(): Promise<number> {
+/** The error for cells whose policy needs attention importance the model cannot give (null when none). */
+export function needsImportance(cells: { policy: PolicyName }[], hasScores: boolean, model: string): BadInputError | null {
+  const need = [...new Set(cells.map((c) => c.policy).filter((p) => p !== 'full' && p !== 'streaming'))];
+  if (hasScores || !need.length) return null;
+  return new BadInputError(`the attention importance of ${model} cannot be read (no attention the rewrite can find), so ${need.join(', ')} cannot run; use --policy full,streaming`);
+}
+
+const DEFAULT_POLICIES = ['full', 'elastic', 'h2o', 'streaming', 'snapkv'];
+
+type Values = Record<string, string | string[] | boolean | undefined>;
+
+/** Elastic's variant and exploration knobs from the command line, each checked with a clear message. */
+function variantOptions(values: Values): Variant {
+  const str = (k: string) => values[k] as string | undefined;
+  const positions = (str('positions') ?? 'absolute') as 'absolute' | 'compressed';
+  if (positions !== 'absolute' && positions !== 'compressed') throw new BadInputError('--positions must be absolute or compressed');
+  const elasticVariant = str('variant') as ElasticVariant | undefined;
+  if (elasticVariant !== undefined && !ELASTIC_VARIANTS.includes(elasticVariant)) {
+    throw new BadInputError(`unknown --variant ${JSON.stringify(str('variant'))} (expected ${ELASTIC_VARIANTS.join(', ')})`);
+  }
+  const importance = str('importance');
+  if (importance !== undefined && !isOneOf(IMPORTANCES, importance)) throw new BadInputError(`--importance must be ${IMPORTANCES.join(' or ')}`);
+  if (str('merge') !== undefined && str('merge') !== 'on' && str('merge') !== 'off') throw new BadInputError('--merge must be on or off');
+  const pq = str('protect-question');
+  if (pq !== undefined && pq !== 'on' && pq !== 'off') throw new BadInputError('--protect-question must be on or off');
+  const intOpt = (name: string, v: string | undefined, min: number, max: number) => (v === undefined ? undefined : parseIntOption(name, v, 0, min, max));
+  const variant: Variant = {
+    positions, variant: elasticVariant, importance, merge: str('merge') === undefined ? undefined : str('merge') === 'on',
+    window: intOpt('window', str('window'), 1, 64), kernel: intOpt('kernel', str('kernel'), 1, 63), distance: intOpt('distance', str('distance'), -1e6, 1e6),
+    mergeRadius: intOpt('merge-radius', str('merge-radius'), 0, 64), rerank: intOpt('rerank', str('rerank'), 0, 1e6), protectQuestion: pq === undefined ? undefined : pq === 'on',
+  };
+  if (variant.kernel !== undefined && variant.kernel % 2 === 0) throw new BadInputError('--kernel must be odd');
+  const kp = str('keep-protected');
+  if (kp !== undefined && kp !== 'on' && kp !== 'off') throw new BadInputError('--keep-protected must be on or off');
+  if (kp !== undefined) variant.keepProtected = kp === 'on';
+  const pg = str('protect-global');
+  if (pg !== undefined && pg !== 'on' && pg !== 'off') throw new BadInputError('--protect-global must be on or off');
+  if (pg !== undefined) variant.protectGlobal = pg === 'on';
+  if (str('blend') !== undefined) {
+    const b = Number(str('blend'));
+    if (!(b >= 0 && b <= 1)) throw new BadInputError(`--blend must be a number in [0, 1], got ${JSON.stringify(str('blend'))}`);
+    variant.blend = b;
+  }
+  return variant;
+}
+
+/** The tables and plots of one run under `dir`, named after its variant. */
+function writeDocs(dir: string, variant: Variant, multiTurn: boolean, r: { machine: ReturnType<typeof machineInfo>; evaluated: number; pairs: boolean; rows: EvalRow[] }): void {
+  const { machine, evaluated, rows } = r;
+  const positions = variant.positions;
+  mkdirSync(dir, { recursive: true });
+  const label = variantLabel(variant);
+  const suffix = [positions === 'absolute' ? '' : '-compressed', label ? `-${label.replace(/[^a-z0-9]+/gi, '-')}` : '', multiTurn ? '-multiturn' : ''].join('');
+  writeFileSync(join(dir, `eval${suffix}.json`), `${JSON.stringify({ machine, samples: evaluated, rows }, null, 1)}\n`);
+  writeFileSync(join(dir, `eval-accuracy${suffix}.svg`), evalPlot(rows, 'accuracy'));
+  writeFileSync(join(dir, `eval-rougeL${suffix}.svg`), evalPlot(rows, 'rougeL'));
+  writeFileSync(join(dir, `eval-table${suffix}.md`), `Measured on ${machine.cpu} (${machine.cores} cores, ${machine.platform}, Node ${machine.node}), ${machine.date}, commit ${machine.commit}; ${evaluated} held-out ${r.pairs ? 'question pairs' : 'samples'}; positions ${positions}.\n\n${markdownTable(rows)}\n`);
+}
+
+/** The grid's cells: the full cache once, every compressing policy at each keep below 1. */
+function cellsFor(policies: PolicyName[], keeps: number[]): { cells: { policy: PolicyName; keep: number }[]; sameAsFull: PolicyName[] } {
+  const cells: { policy: PolicyName; keep: number }[] = [];
+  for (const p of policies) {
+    if (p === 'full') cells.push({ policy: 'full', keep: 1 });
+    else for (const k of keeps) if (k < 1) cells.push({ policy: p, keep: k });
+  }
+  // At keep 1 a compressing policy never plans anything: its row is the full cache's, by construction.
+  const sameAsFull = keeps.includes(1) ? policies.filter((p) => p !== 'full') : [];
+  if (sameAsFull.length && !cells.some((c) => c.policy === 'full')) cells.unshift({ policy: 'full', keep: 1 });
+  return { cells, sameAsFull };
+}
+
+/** --merge-shards: one table from the shards' JSON files (rows merged by cell, answers pooled). */
+function mergeShardsCommand(positionals: string[], json: boolean, out: (s: string) => void): number {
+  if (!positionals.length) throw new BadInputError('--merge-shards needs the shard JSON files as arguments');
+  const files = positionals.map((p) => {
+    try {
+      return JSON.parse(readFileSync(p, 'utf8')) as { rows: EvalRow[]; machine?: unknown; samples?: number };
+    } catch (e) {
+      throw new BadInputError(`cannot read shard ${p}: ${oneLine(e)}`);
+    }
+  });
+  const rows = mergeShards(files);
+  out(json ? `${JSON.stringify({ machine: files[0].machine, shards: files.length, rows })}\n` : `${markdownTable(rows)}\n`);
+  return 0;
+}
+
+export async function main(argv = process.argv.slice(2), out = (s: string) => process.stdout.write(s), err = (s: string) => process.stderr.write(s)): Promise<number> {
   try {
-    const { values } = parseArgs({
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
       options: {
         policy: { type: 'string', multiple: true },
         keep: { type: 'string', multiple: true },
@@ -186,56 +373,63 @@ async function main(): Promise<number> {
         model: { type: 'string' },
         device: { type: 'string' },
         positions: { type: 'string' },
+        variant: { type: 'string' },
         importance: { type: 'string' },
         merge: { type: 'string' },
-        'released-selection': { type: 'boolean' },
+        window: { type: 'string' },
+        kernel: { type: 'string' },
+        distance: { type: 'string' },
+        'merge-radius': { type: 'string' },
+        'protect-question': { type: 'string' },
+        'protect-global': { type: 'string' },
+        blend: { type: 'string' },
+        rerank: { type: 'string' },
+        'keep-protected': { type: 'string' },
+        'multi-turn': { type: 'boolean' },
+        shard: { type: 'string' },
+        'merge-shards': { type: 'boolean' },
         data: { type: 'string' },
         docs: { type: 'string' },
       },
     });
-    const policies = (listOption(values.policy) ?? ['full', 'elastic', 'h2o', 'streaming']).map((p) => parsePolicy(p));
+    if (values['merge-shards']) return mergeShardsCommand(positionals, !!values.json, out);
+    if (positionals.length) throw new BadInputError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    const policies = (listOption(values.policy) ?? DEFAULT_POLICIES).map((p) => parsePolicy(p));
     const keeps = (listOption(values.keep) ?? ALL_KEEPS.map(String)).map((k) => parseKeep(k));
-    const positions = (values.positions ?? 'absolute') as 'absolute' | 'compressed';
-    if (positions !== 'absolute' && positions !== 'compressed') throw new BadInputError('--positions must be absolute or compressed');
-    const importance = values.importance as Importance | undefined;
-    if (importance !== undefined && importance !== 'sum' && importance !== 'mean') throw new BadInputError('--importance must be sum or mean');
-    if (values.merge !== undefined && values.merge !== 'on' && values.merge !== 'off') throw new BadInputError('--merge must be on or off');
-    const variant: Variant = { positions, importance, merge: values.merge === undefined ? undefined : values.merge === 'on', releasedSelection: values['released-selection'] };
+    const variant = variantOptions(values);
+    const positions = variant.positions;
+    const shard = values.shard === undefined ? null : parseShard(values.shard);
+    if (values.shard !== undefined && !shard) throw new BadInputError(`--shard must be i/n with 1 <= i <= n, got ${JSON.stringify(values.shard)}`);
     const dataFile = resolve(values.data ?? join(packageRoot(), 'data', 'heldout', 'samples.jsonl'));
     let samples = readSamples(dataFile);
     if (values.limit !== undefined) samples = samples.slice(0, parseIntOption('limit', values.limit, samples.length, 1, 1e6));
     if (values['per-task'] !== undefined) samples = perTask(samples, parseIntOption('per-task', values['per-task'], 1, 1, 1e6));
-    const cells: { policy: PolicyName; keep: number }[] = [];
-    for (const p of policies) {
-      if (p === 'full') cells.push({ policy: 'full', keep: 1 });
-      else for (const k of keeps) if (k < 1) cells.push({ policy: p, keep: k });
-    }
-    // At keep 1 a compressing policy never plans anything: its row is the full cache's, by construction.
-    const sameAsFull = keeps.includes(1) ? policies.filter((p) => p !== 'full') : [];
-    if (sameAsFull.length && !cells.some((c) => c.policy === 'full')) cells.unshift({ policy: 'full', keep: 1 });
+    const { cells, sameAsFull } = cellsFor(policies, keeps);
+    const plan: EvalPlan = {};
+    if (values['multi-turn']) {
+      const pairs = multiTurnPairs(samples);
+      plan.pairs = shard ? shardOf(pairs, shard[0], shard[1]).map((e) => e.x) : pairs;
+    } else if (shard) plan.indices = shardOf(samples, shard[0], shard[1]).map((e) => e.index);
     const vlm = await Vlm.load({ modelDir: resolve(values.model ?? defaultModelDir()), device: parseDevice(values.device) });
-    const log = (s: string) => process.stderr.write(`${s}\n`);
-    const rows = await evaluate(vlm, samples, cells, variant, log);
+    const noScores = needsImportance(cells, vlm.scoreOutputs !== null, values.model ?? 'the default model');
+    if (noScores) {
+      await vlm.release();
+      throw noScores;
+    }
+    const rows = await evaluate(vlm, samples, cells, variant, (s) => err(`${s}\n`), plan);
     const full = rows.find((r) => r.policy === 'full');
     if (full) for (const p of sameAsFull) rows.push({ ...full, policy: p });
     if (full && !policies.includes('full')) rows.splice(rows.indexOf(full), 1);
     await vlm.release();
     const machine = machineInfo();
-    if (values.docs) {
-      const dir = resolve(values.docs);
-      mkdirSync(dir, { recursive: true });
-      const suffix = [positions === 'absolute' ? '' : '-compressed', importance === 'mean' ? '-mean' : '', variant.merge === false ? '-nomerge' : '', variant.releasedSelection ? '-released' : ''].join('');
-      writeFileSync(join(dir, `eval${suffix}.json`), `${JSON.stringify({ machine, samples: samples.length, rows }, null, 1)}\n`);
-      writeFileSync(join(dir, `eval-accuracy${suffix}.svg`), evalPlot(rows, 'accuracy'));
-      writeFileSync(join(dir, `eval-rougeL${suffix}.svg`), evalPlot(rows, 'rougeL'));
-      writeFileSync(join(dir, `eval-table${suffix}.md`), `Measured on ${machine.cpu} (${machine.cores} cores, ${machine.platform}, Node ${machine.node}), ${machine.date}, commit ${machine.commit}; ${samples.length} held-out samples; positions ${positions}.\n\n${markdownTable(rows)}\n`);
-    }
-    if (values.json) process.stdout.write(`${JSON.stringify({ samples: samples.length, machine, rows })}\n`);
-    else process.stdout.write(`${markdownTable(rows)}\n`);
+    const evaluated = plan.pairs ? plan.pairs.length : plan.indices ? plan.indices.length : samples.length;
+    if (values.docs) writeDocs(resolve(values.docs), variant, !!values['multi-turn'], { machine, evaluated, pairs: !!plan.pairs, rows });
+    if (values.json) out(`${JSON.stringify({ samples: evaluated, shard: values.shard ?? null, machine, rows })}\n`);
+    else out(`${markdownTable(rows)}\n`);
     return 0;
   } catch (e) {
-    process.stderr.write(`error: ${oneLine(e)}\n`);
-    return isBadInput(e) ? 2 : 1;
+    err(`error: ${oneLine(e)}\n`);
+    return isBadInput(e) || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
   }
 }
 

@@ -12,12 +12,13 @@ import { CpuKvStore, entryBytes, type KvShape, type KvStore } from '../cache/sto
 import { GpuKvStore } from '../cache/gpuStore.js';
 import { createPolicy } from '../cache/policies/index.js';
 import { planSummary } from '../cache/compact.js';
-import type { CachePlan, CachePolicy } from '../cache/types.js';
+import type { CachePlan, CachePolicy, WindowAttention } from '../cache/types.js';
 import type { AskResult, CacheOptions, CacheStats, GenerateOptions, ImageDetail, ImportanceMap, KeptPositions, Timings } from '../protocol.js';
 import { KeptTracker } from '../cache/kept.js';
 import { importanceMap, spliceImageFeatures, type ImageLayout } from './imageTokens.js';
 import { lastLogits, ones, positionIds, toFloat } from './tensors.js';
 import { TokenChooser } from './tokenChooser.js';
+import { WINDOW_PREFIX } from '../onnx/importance.js';
 
 /** What a conversation needs of a loaded model (runtime/vlm.ts's Vlm). */
 export interface LoadedModel {
@@ -113,6 +114,8 @@ export class Conversation {
   private pendingToken: number | null = null;
   private lastStop: AskResult['stopReason'] = 'eos';
   private imageTokens = 0;
+  /** Per entry of the next prefill, 1 for an image token (handed to the policy). */
+  private newImageMask: Uint8Array | null = null;
   /** Which position each cache slot holds, per layer (only when the first turn asked for trackKept). */
   private kept: KeptTracker | null = null;
 
@@ -139,6 +142,7 @@ export class Conversation {
     this.imageTokens = spliceImageFeatures(embeds, image.features, ids, config.imageTokenId);
 
     this.reset(opts.cache);
+    this.newImageMask = Uint8Array.from(ids, (id) => (id === config.imageTokenId ? 1 : 0));
     this.kept = cb.trackKept ? new KeptTracker(config.numLayers, ids.length) : null;
     this.kept?.append(ids.map((id) => (id === config.imageTokenId ? 'i' : 't')).join(''));
     this.history = messages;
@@ -155,6 +159,7 @@ export class Conversation {
     // A turn that stopped at its length limit left its last token unfed: it opens this one.
     const ids = this.pendingToken !== null && this.lastStop !== 'eos' ? [this.pendingToken, ...delta] : delta;
     this.kept?.append((ids.length > delta.length ? 'g' : '') + 't'.repeat(delta.length));
+    this.newImageMask = new Uint8Array(ids.length);
     this.history = messages;
     const embeds = await this.model.embed(ids);
     const clock: Clock = { t0, visionMs: 0, prefillMs: 0, firstTokenMs: 0, decodeStart: 0 };
@@ -187,10 +192,8 @@ export class Conversation {
     this.store?.dispose();
     this.store = this.model.provider === 'webgpu' ? new GpuKvStore(this.model.kvShape) : new CpuKvStore(this.model.kvShape);
     this.cacheOpts = cache;
-    this.policy = createPolicy(cache.policy, {
-      keep: cache.keep, startSize: cache.startSize, distance: cache.distance,
-      importance: cache.importance, merge: cache.merge, releasedSelection: cache.releasedSelection,
-    });
+    const { policy: _name, positions: _positions, ...options } = cache;
+    this.policy = createPolicy(cache.policy, options);
     if (this.policy.needsScores && !this.model.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give (${this.model.scoresUnavailable}); streaming and full run without them`);
     }
@@ -257,7 +260,12 @@ export class Conversation {
     const scores = this.scores(out);
     const logits = lastLogits(out.logits);
     cb.onForward?.('prefill', logits, scores);
-    await this.apply(this.policy!.afterPrefill({ cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers }));
+    const imageMask = this.newImageMask ?? undefined;
+    this.newImageMask = null;
+    await this.apply(this.policy!.afterPrefill({
+      cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
+      window: this.policy!.needsWindow ? this.window(out) : null, imageMask,
+    }));
     return { logits, scores };
   }
 
@@ -278,7 +286,10 @@ export class Conversation {
     this.pendingToken = null;
     const tpol = performance.now();
     const scores = this.policy!.needsScores || cb.onForward ? this.scores(out) : null;
-    await this.apply(this.policy!.afterStep({ cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers }));
+    await this.apply(this.policy!.afterStep({
+      cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
+      window: this.policy!.needsWindow ? this.window(out) : null,
+    }));
     const policyMs = performance.now() - tpol;
     const logits = lastLogits(out.logits);
     cb.onForward?.('step', logits, scores);
@@ -317,6 +328,18 @@ export class Conversation {
   private scores(out: Record<string, Tensor>): Float32Array[] | null {
     const names = this.model.scoreOutputs;
     return names ? names.map((nm) => toFloat(out[nm])) : null;
+  }
+
+  /** The per-head window attention (`attn_window.*`, onnx/importance.ts WINDOW_PREFIX), when the derived decoder has it. */
+  private window(out: Record<string, Tensor>): WindowAttention[] | null {
+    const n = this.model.scoreOutputs?.length ?? 0;
+    if (!n || !out[`${WINDOW_PREFIX}0`]) return null;
+    const w: WindowAttention[] = [];
+    for (let l = 0; l < n; l++) {
+      const t = out[`${WINDOW_PREFIX}${l}`];
+      w.push({ data: toFloat(t), heads: t.dims[1], queries: t.dims[2], len: t.dims[3] });
+    }
+    return w;
   }
 
   private async apply(plan: CachePlan): Promise<void> {

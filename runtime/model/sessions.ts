@@ -60,7 +60,9 @@ export async function createSession(path: string, provider: Provider, opts: Sess
     enableMemPattern: provider !== 'webgpu',
     logSeverityLevel: 3,
   };
-  if (opts.threads) o.intraOpNumThreads = opts.threads;
+  // ELASTIC_VLM_THREADS: one intra-op thread per process when sharded evaluations run one process per core.
+  const threads = opts.threads ?? (Number(process.env.ELASTIC_VLM_THREADS) || undefined);
+  if (threads) o.intraOpNumThreads = threads;
   if (provider === 'webgpu' && opts.gpuOutputs?.length) {
     o.preferredOutputLocation = Object.fromEntries(opts.gpuOutputs.map((n) => [n, 'gpu-buffer' as const]));
   }

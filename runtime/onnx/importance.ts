@@ -22,8 +22,17 @@ export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-export const REWRITE_VERSION = 4;
+// 16: the attn_window.* outputs and true positions for GroupQueryAttention (derived decoders are cached in a folder
+// other checkouts share: a distinctive number keeps theirs apart).
+export const REWRITE_VERSION = 16;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
+/**
+ * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of
+ * the last W = WINDOW_QUERIES queries of the run, per query head (not averaged): the observation window SnapKV and the
+ * question-aware Elastic score by (prefill), or the step's own row per head (decode). Opset >= 10 (Slice with inputs).
+ */
+export const WINDOW_PREFIX = 'attn_window.';
+export const WINDOW_QUERIES = 64;
 
 export interface RewriteResult {
   model: onnx.ModelProto;
@@ -69,7 +78,11 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
   });
 
   graph.node = [...(graph.node ?? []), ...reduction.nodes];
-  graph.output = [...(graph.output ?? []), ...outputNames.map((name) => outputInfo(graph, name))];
+  graph.output = [
+    ...(graph.output ?? []),
+    ...outputNames.map((name) => outputInfo(graph, name)),
+    ...reduction.windowNames.filter(Boolean).map((name) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: FLOAT } } })),
+  ];
   // The derived decoder also places tokens at their true positions after a compaction (positions.ts).
   const positions = found.kind === 'gqa' ? wireTruePositions(model) : undefined;
   return { model, kind: found.kind, layers: layerOf.length, outputNames, positions };
@@ -117,9 +130,17 @@ class Reduction {
   private readonly queryAxis: string;
   private readonly rowAxes?: string;
   private readonly headAxes?: string;
+  private readonly windowStart?: string;
+  private readonly windowEnd?: string;
+  readonly windowNames: string[] = [];
 
   constructor(private readonly idx: GraphIndex, opset: number) {
     this.queryAxis = this.int64Const('query_axis', [2]);
+    if (opset >= 10) {
+      // Slice takes its bounds as inputs from opset 10 on: without it there is no window output.
+      this.windowStart = this.int64Const('window_start', [-WINDOW_QUERIES]);
+      this.windowEnd = this.int64Const('window_end', [2 ** 53 - 1]);
+    }
     if (opset >= 13) this.rowAxes = this.int64Const('row_axes', [0]);
     if (opset >= 18) this.headAxes = this.int64Const('head_axes', [1, 2]);
   }
@@ -138,6 +159,12 @@ class Reduction {
     const queries = mk('Gather', [shape, this.queryAxis], 'queries', [attr('axis', 0)]);
     const ones = mk('ConstantOfShape', [queries], 'ones', [attr('value', tensor('one', FLOAT, [1], [1]))]);
     const row = this.rowAxes ? mk('Unsqueeze', [ones, this.rowAxes], 'row') : mk('Unsqueeze', [ones], 'row', [attr('axes', [0])]);
+    if (this.windowStart && this.windowEnd) {
+      const win = `${WINDOW_PREFIX}${layer}`;
+      if (this.idx.names.has(win)) throw new UnsupportedModelError(`${src} already has a tensor named ${win}`);
+      this.idx.names.add(win);
+      this.windowNames[layer] = this.node('Slice', [t, this.windowStart, this.windowEnd, this.queryAxis], win, `${base}/window`, []);
+    }
     t = mk('MatMul', [row, t], 'query_sum');
     return this.headAxes
       ? mk('ReduceMean', [t, this.headAxes], out, [attr('keepdims', 0)])

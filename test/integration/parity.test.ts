@@ -165,7 +165,7 @@ test('elastic stage 1 equals the independent PyTorch reference: kept positions, 
   // the whole loop: compressed cache -> next step logits, positions absolute
   const logits: Float32Array[] = [];
   await fp32.conversation().askPreprocessed(referencePixels(fx), fx.question, {
-    cache: { policy: 'elastic', keep: el.keep_ratio, startSize: el.start_size, positions: 'absolute' },
+    cache: { policy: 'elastic', variant: 'paper', keep: el.keep_ratio, startSize: el.start_size, positions: 'absolute' },
     generate: { maxNewTokens: 1 },
     force: [el.first_token, el.first_token],
   }, { onForward: (_k, l) => logits.push(l.slice()) });

@@ -60,7 +60,9 @@ test('cacheNumbers: evicted and merged totals over layers become per layer, like
 test('plural and the policy reasons', () => {
   assert.equal(plural(1, 'token'), '1 token');
   assert.equal(plural(2, 'token'), '2 tokens');
-  assert.match(policyReason('elastic', 0.7, 'mean', false), /70%.*per query.*evicting/);
+  assert.match(policyReason('elastic', 0.7, 'mean', false, 'paper'), /70%.*per query.*evicting/);
+  assert.match(policyReason('elastic', 0.3, 'mean', false), /30%.*your question attends to.*global image/);
+  assert.match(policyReason('snapkv', 0.2, 'mean', false), /20%.*last queries/);
   assert.match(policyReason('streaming', 0.4, 'mean', false), /by position only/);
 });
 

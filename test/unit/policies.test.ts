@@ -226,7 +226,7 @@ test('elastic multi-turn: a follow-up prefill compresses the whole cache to k x 
 // ---------------------------------------------------------------- budget arithmetic, all policies
 
 const COMPRESSING: Array<[string, (o: PolicyOptions) => CachePolicy, number]> = [
-  ['elastic', (o) => createPolicy('elastic', o), 5],
+  ['elastic (paper)', (o) => createPolicy('elastic', { ...o, variant: 'paper' }), 5],
   ['h2o', (o) => createPolicy('h2o', o), 1],
   ['streaming', (o) => createPolicy('streaming', o), 5],
 ];

@@ -10,7 +10,7 @@ test('unset settings take the defaults', () => {
 
 test('valid values are used', () => {
   const raw = { cacheKeep: 0.05, cachePolicy: 'h2o', modelPath: '/m', device: 'cpu', maxNewTokens: 4096, hubEndpoint: 'https://mirror.example/',
-    elasticImportance: 'mean', elasticMerge: false };
+    elasticVariant: 'paper', elasticImportance: 'mean', elasticMerge: false, imageDetail: 'low' };
   const { settings, problems } = validateSettings(raw);
   assert.deepEqual(problems, []);
   assert.deepEqual(settings, { ...raw, hubEndpoint: 'https://mirror.example' });

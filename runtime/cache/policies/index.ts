@@ -6,6 +6,8 @@ import { ElasticPolicy } from './elastic.js';
 import { FullPolicy } from './full.js';
 import { H2OPolicy } from './h2o.js';
 import { StreamingPolicy } from './streaming.js';
+import { SnapKVPolicy } from './snapkv.js';
+import { QuestionElasticPolicy } from './elasticQuestion.js';
 
 /** A fresh policy (policies hold per-conversation state: make one per conversation). */
 export function createPolicy(name: PolicyName, opts: PolicyOptions): CachePolicy {
@@ -13,11 +15,16 @@ export function createPolicy(name: PolicyName, opts: PolicyOptions): CachePolicy
     case 'full':
       return new FullPolicy();
     case 'elastic':
-      return new ElasticPolicy(opts);
+      // 'answers' (the default) is the product's method; 'paper' and 'released' the paper's (importance, merge and
+      // releasedSelection are the paper variant's options), kept one option away so the tables show what each change is worth.
+      if ((opts.variant ?? 'answers') === 'answers') return new QuestionElasticPolicy(opts);
+      return new ElasticPolicy({ ...opts, releasedSelection: opts.variant === 'released' || opts.releasedSelection });
     case 'h2o':
       return new H2OPolicy(opts);
     case 'streaming':
       return new StreamingPolicy(opts);
+    case 'snapkv':
+      return new SnapKVPolicy(opts);
     default:
       throw new Error(`unknown cache policy "${String(name)}" (expected one of ${POLICIES.join(', ')})`);
   }

@@ -3,6 +3,14 @@
 
 import type { LayerAssign } from '../types.js';
 
+/** Slots for a keep mask: kept entries get 0..n-1 in order, the rest -1 (evicted, not merged). */
+export function assignFromKeep(keep: Uint8Array): LayerAssign {
+  const assign = new Int32Array(keep.length);
+  let slot = 0;
+  for (let j = 0; j < keep.length; j++) assign[j] = keep[j] ? slot++ : -1;
+  return assign;
+}
+
 /** Evict `count` consecutive entries starting at `start`; everything after shifts down by `count`. */
 export function evictRangeAssign(len: number, start: number, count: number): LayerAssign {
   if (start < 0 || count < 0 || start + count > len) {

@@ -1,0 +1,273 @@
+// The product's Elastic Cache (variant "answers", the CLI's and the extension's default `elastic`): the paper's two
+// stages and elastic budget, with the stage-1 ranking made question-aware. docs/elastic-cache.md says why each change,
+// docs/evaluation.md what each is worth.
+// Stage 1 (after every prefill), per layer:
+//  1. importance of entry j = the attention the question gives it: the per-head attention of the prompt's text after
+//     the image (the question and `Assistant:`; without an image the whole new prompt), averaged over those queries
+//     and every query head of the layer (windowScore);
+//  2. pooled over neighbouring entries (kernel `kernel`, 5; an image token's neighbours are the patches beside it);
+//  3. always kept: the sinks [0, startSize), the question (the text after the image) and, room permitting, the global
+//     image (the prompt's last run of image tokens: the thumbnail of the whole picture); the rest of the budget goes
+//     to the highest pooled scores: the anchors;
+//  4. a dropped image entry merges into an adjacent surviving image entry (`mergeRadius` 1: same modality, the next
+//     patch; plain mean); text is never merged.
+// Stage 2 (each decode step), default: the fixed offset is the recent window: the `rerank` (32) newest entries and the
+// sinks stay, and once over budget the entry with the lowest accumulated importance (its stage-1 pooled score plus
+// the attention the decode steps gave it) goes. `rerank: 0` is the paper's rule: evict at the fixed index
+// P = kept prompt length + distance (-25).
+// Every default was measured (docs/evaluation.md, "The product's Elastic, idea by idea").
+
+import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
+import { avgPool1d, topKeep, windowScore } from '../scores.js';
+import { budgetFor, checkKeep } from './budget.js';
+import { evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
+import { ELASTIC_DEFAULT_START, perQuery } from './elastic.js';
+
+export const ANSWERS_WINDOW = 64;
+export const ANSWERS_KERNEL = 5;
+export const ANSWERS_DISTANCE = -25;
+/** Stage 2 re-ranks every entry older than the RECENT window (the fixed offset from the end) by accumulated attention. */
+export const ANSWERS_RECENT = 32;
+export const ANSWERS_MERGE_RADIUS = 1;
+
+/**
+ * Assign for one layer from a keep mask; a dropped entry j with `image[j]` merges into the nearest kept image entry
+ * at distance <= radius (ties: the earlier), else it is evicted.
+ */
+export function sameModalityMergeAssign(keep: Uint8Array, image: Uint8Array, radius: number): LayerAssign {
+  const len = keep.length;
+  const slot = new Int32Array(len).fill(-1);
+  let n = 0;
+  for (let j = 0; j < len; j++) if (keep[j]) slot[j] = n++;
+  const assign = Int32Array.from(slot);
+  if (radius <= 0) return assign;
+  for (let j = 0; j < len; j++) {
+    if (keep[j] || !image[j]) continue;
+    for (let d = 1; d <= radius; d++) {
+      const a = j - d;
+      const b = j + d;
+      if (a >= 0 && keep[a] && image[a]) {
+        assign[j] = slot[a];
+        break;
+      }
+      if (b < len && keep[b] && image[b]) {
+        assign[j] = slot[b];
+        break;
+      }
+    }
+  }
+  return assign;
+}
+
+/** Per-entry flags after a plan: one per new slot, from the first entry that lands in it. */
+export function remapFlags(flags: Uint8Array, assign: LayerAssign): Uint8Array {
+  let n = 0;
+  for (let j = 0; j < assign.length; j++) if (assign[j] + 1 > n) n = assign[j] + 1;
+  const out = new Uint8Array(n);
+  const seen = new Uint8Array(n);
+  for (let j = 0; j < assign.length; j++) {
+    const a = assign[j];
+    if (a >= 0 && !seen[a]) {
+      seen[a] = 1;
+      out[a] = flags[j];
+    }
+  }
+  return out;
+}
+
+/** `flags` grown to `len` entries, the new ones set to `value`. */
+function grow(flags: Uint8Array | undefined, len: number, value: Uint8Array | number = 0): Uint8Array {
+  const old = flags ?? new Uint8Array(0);
+  const a = new Uint8Array(len);
+  const keepOld = Math.min(old.length, len);
+  a.set(old.subarray(0, keepOld));
+  if (typeof value === 'number') a.fill(value, keepOld);
+  else a.set(value, len - value.length);
+  return a;
+}
+
+export class QuestionElasticPolicy implements CachePolicy {
+  readonly name = 'elastic';
+  readonly needsScores = true;
+  readonly needsWindow = true;
+  readonly keep: number;
+  readonly startSize: number;
+  readonly distance: number;
+  readonly window: number;
+  readonly kernel: number;
+  readonly mergeRadius: number;
+  readonly protectQuestion: boolean;
+  readonly protectGlobal: boolean;
+  readonly blend: number;
+  readonly rerank: number;
+  /** Per layer, with `rerank`: each entry's score (stage-1 pooled score + decode attention). */
+  private acc: Float64Array[] = [];
+  /** Per layer, 1 where the entry was protected at stage 1 (sinks, question, global image). */
+  private kept: Uint8Array[] = [];
+  readonly keepProtected: boolean;
+  private readonly windowSet: boolean;
+  private p: number | null = null;
+  private layers = 0;
+  /** Per layer, 1 where the cache entry is an image token (follows every plan). */
+  private image: Uint8Array[] = [];
+
+  constructor(opts: PolicyOptions) {
+    checkKeep(opts.keep);
+    this.keep = opts.keep;
+    this.startSize = opts.startSize ?? ELASTIC_DEFAULT_START;
+    this.distance = opts.distance ?? ANSWERS_DISTANCE;
+    this.windowSet = opts.window !== undefined;
+    this.window = opts.window ?? ANSWERS_WINDOW;
+    this.kernel = opts.kernel ?? ANSWERS_KERNEL;
+    this.mergeRadius = opts.mergeRadius ?? ANSWERS_MERGE_RADIUS;
+    this.protectQuestion = opts.protectQuestion ?? true;
+    this.protectGlobal = opts.protectGlobal ?? true;
+    this.blend = opts.blend ?? 0;
+    this.rerank = opts.rerank ?? ANSWERS_RECENT;
+    this.keepProtected = opts.keepProtected ?? false;
+    if (!(this.blend >= 0 && this.blend <= 1)) throw new RangeError('elastic: blend must be in [0, 1]');
+    if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
+    if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
+  }
+
+  budget(tokensSeen: number): number {
+    return budgetFor(this.keep, tokensSeen, this.startSize + 1);
+  }
+
+  get evictionIndex(): number | null {
+    return this.p;
+  }
+
+  /**
+   * `rerank` > 0 (measured, off by default): stage 2 re-ranks instead of evicting at P. Every entry's score is its
+   * stage-1 pooled score plus the decode steps' attention it received (head-averaged rows, H2O's accumulation); over
+   * budget, the lowest-scoring entry outside the sinks and the `rerank` most recent entries goes.
+   */
+  private rerankStep(ctx: StepContext): CachePlan {
+    if (!ctx.scores) throw new Error('elastic: decode re-ranking needs attention scores at every step');
+    const len = ctx.cacheLength;
+    for (let l = 0; l < this.layers; l++) {
+      const a = new Float64Array(len);
+      a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - 1));
+      const row = ctx.scores[l];
+      for (let j = 0; j < len; j++) a[j] += row[j];
+      this.acc[l] = a;
+    }
+    const over = len - this.budget(ctx.tokensSeen);
+    if (over <= 0) return null;
+    const end = Math.max(this.startSize + over, len - this.rerank);
+    return this.acc.map((a, l) => {
+      const drop = new Uint8Array(len);
+      const prot = this.kept[l];
+      // keepProtected: the question and the global image stay too, while enough other candidates remain
+      const key = (x: number) => (this.keepProtected && prot[x] ? Infinity : a[x]);
+      const order = Array.from({ length: end - this.startSize }, (_, i) => this.startSize + i).sort((x, y) => key(x) - key(y) || a[x] - a[y] || x - y);
+      for (let i = 0; i < over; i++) drop[order[i]] = 1;
+      const assign = new Int32Array(len);
+      let k = 0;
+      const kept = new Float64Array(len - over);
+      for (let j = 0; j < len; j++) {
+        if (drop[j]) assign[j] = -1;
+        else {
+          kept[k] = a[j];
+          assign[j] = k++;
+        }
+      }
+      this.acc[l] = kept;
+      this.image[l] = remapFlags(this.image[l], assign);
+      this.kept[l] = remapFlags(prot, assign);
+      return assign;
+    });
+  }
+
+  afterPrefill(ctx: PrefillContext): CachePlan {
+    if (!ctx.window) {
+      throw new Error('elastic: needs the per-head attention of the question at prefill (attn_window.*), but the decoder gave none');
+    }
+    this.layers = resolveLayers(this.name, ctx, this.layers);
+    const len = ctx.cacheLength;
+    const n = ctx.newEntries;
+    const newImage = ctx.imageMask ?? new Uint8Array(n);
+    for (let l = 0; l < this.layers; l++) this.image[l] = grow(this.image[l]?.subarray(0, len - n), len, newImage);
+    // The question: this prefill's entries after its last image token (all of them when it has no image).
+    const lastImage = newImage.lastIndexOf(1);
+    const question = Math.max(1, n - 1 - lastImage);
+    // The observation window: the question's queries, or (an explicit `window`) the last `window` queries.
+    const q = Math.min(this.windowSet ? this.window : question, n, ctx.window[0].queries);
+    const keep = Math.min(len, this.budget(ctx.tokensSeen));
+    let plan: CachePlan = null;
+    if (keep < len) {
+      const protect = new Uint8Array(len);
+      for (let j = 0; j < Math.min(this.startSize, len); j++) protect[j] = 1;
+      const tail = this.protectQuestion ? question : 1;
+      for (let j = Math.max(0, len - tail); j < len; j++) protect[j] = 1;
+      // The global image (the thumbnail of the whole picture, the prompt's last run of image tokens): always kept
+      // with `protectGlobal`, if the budget has room after the question (topKeep keeps the latest protected first).
+      if (this.protectGlobal && lastImage >= 0) {
+        for (let j = lastImage; j >= 0 && newImage[j]; j--) protect[len - n + j] = 1;
+      }
+      plan = ctx.window.map((att, l) => {
+        let score = windowScore(att, q);
+        if (this.blend > 0 && ctx.scores) {
+          // Query-agnostic part: the column sums per seeing query (ObservedAttention), scaled to the window's mean.
+          const agn = perQuery(ctx.scores[l], len, n);
+          let a = 0;
+          let b = 0;
+          for (let j = 0; j < len; j++) {
+            a += score[j];
+            b += agn[j];
+          }
+          const f = b > 0 ? a / b : 0;
+          for (let j = 0; j < len; j++) score[j] = (1 - this.blend) * score[j] + this.blend * f * agn[j];
+        }
+        const pooled = avgPool1d(score, this.kernel, this.startSize, len - tail);
+        // keepProtected: what an earlier turn protected (its question, the global image) stays protected
+        let pl = protect;
+        if (this.keepProtected && this.kept[l]) {
+          pl = Uint8Array.from(protect);
+          const prev = this.kept[l];
+          for (let j = 0; j < Math.min(prev.length, len - n); j++) pl[j] |= prev[j];
+        }
+        const mask = topKeep(pooled, keep, pl);
+        if (this.rerank > 0) this.acc[l] = Float64Array.from(pooled.filter((_, j) => mask[j] === 1));
+        const assign = sameModalityMergeAssign(mask, this.image[l], this.mergeRadius);
+        this.image[l] = remapFlags(this.image[l], assign);
+        this.kept[l] = remapFlags(pl, assign);
+        return assign;
+      });
+    }
+    if (!plan) for (let l = 0; l < this.layers; l++) this.kept[l] = grow(this.kept[l]?.subarray(0, len - n), len, 0);
+    if (this.rerank > 0 && !plan) {
+      // nothing dropped: the accumulator still needs this prefill's entries (window score of the question)
+      for (let l = 0; l < this.layers; l++) {
+        const a = new Float64Array(len);
+        a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - n));
+        const w = windowScore(ctx.window[l], q);
+        for (let j = len - n; j < len; j++) a[j] = w[j];
+        this.acc[l] = a;
+      }
+    }
+    this.p = Math.max(this.startSize, Math.min(len, keep) + this.distance);
+    return plan;
+  }
+
+  afterStep(ctx: StepContext): CachePlan {
+    if (this.p === null) throw new Error('elastic: afterStep called before afterPrefill');
+    this.layers = resolveLayers(this.name, ctx, this.layers);
+    const len = ctx.cacheLength;
+    for (let l = 0; l < this.layers; l++) {
+      this.image[l] = grow(this.image[l]?.subarray(0, len - 1), len, 0);
+      this.kept[l] = grow(this.kept[l]?.subarray(0, len - 1), len, 0);
+    }
+    if (this.rerank > 0) return this.rerankStep(ctx);
+    const over = len - this.budget(ctx.tokensSeen);
+    if (over <= 0) return null;
+    const at = Math.max(this.startSize, Math.min(this.p, len - 1 - over));
+    const assign = evictRangeAssign(len, at, over);
+    for (let l = 0; l < this.layers; l++) {
+      this.image[l] = remapFlags(this.image[l], assign);
+      this.kept[l] = remapFlags(this.kept[l], assign);
+    }
+    return sameForAllLayers(assign, this.layers);
+  }
+}

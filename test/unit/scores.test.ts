@@ -1,0 +1,210 @@
+// The question-aware scoring and merge rules (runtime/cache/scores.ts, SnapKV, the product's Elastic), on
+// hand-computed cases.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { avgPool1d, topKeep, windowScore } from '../../runtime/cache/scores.js';
+import { SnapKVPolicy } from '../../runtime/cache/policies/snapkv.js';
+import { QuestionElasticPolicy, sameModalityMergeAssign } from '../../runtime/cache/policies/elasticQuestion.js';
+import { createPolicy } from '../../runtime/cache/policies/index.js';
+import { ElasticPolicy } from '../../runtime/cache/policies/elastic.js';
+import type { WindowAttention } from '../../runtime/cache/types.js';
+
+const close = (a: ArrayLike<number>, b: number[]) => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-6, `[${i}] ${a[i]} vs ${b[i]}`);
+};
+
+// 2 heads, 2 queries, 4 keys.
+const W: WindowAttention = {
+  heads: 2, queries: 2, len: 4,
+  data: Float32Array.from([
+    0.5, 0.5, 0, 0, /* h0 q0 */ 0.25, 0.25, 0.25, 0.25, /* h0 q1 */
+    1, 0, 0, 0, /* h1 q0 */ 0, 0, 0.5, 0.5, /* h1 q1 */
+  ]),
+};
+
+test('windowScore averages the last queries and every head', () => {
+  // all: ([.5,.5,0,0] + [.25,.25,.25,.25] + [1,0,0,0] + [0,0,.5,.5]) / 4
+  close(windowScore(W), [0.4375, 0.1875, 0.1875, 0.1875]);
+  // last query only: ([.25,.25,.25,.25] + [0,0,.5,.5]) / 2
+  close(windowScore(W, 1), [0.125, 0.125, 0.375, 0.375]);
+});
+
+test('avgPool1d: centred kernel, zero padding counted (torch avg_pool1d)', () => {
+  close(avgPool1d([3, 0, 0, 6], 3), [1, 1, 2, 2]);
+  close(avgPool1d([3, 0, 0, 6], 1), [3, 0, 0, 6]);
+  // only [1, 3) pooled; outside is padding and stays as it was
+  close(avgPool1d([9, 3, 6, 9], 3, 1, 3), [9, 3, 3, 9]);
+  assert.throws(() => avgPool1d([1], 2), /odd/);
+});
+
+test('topKeep: protected first, then the highest scores; ties keep the later position', () => {
+  const protect = Uint8Array.from([1, 0, 0, 0, 0, 1]);
+  assert.deepEqual([...topKeep([0, 5, 1, 5, 2, 0], 4, protect)], [1, 1, 0, 1, 0, 1]);
+  // tie between 1 and 2 (score 1): the later (2) stays
+  assert.deepEqual([...topKeep([0, 1, 1, 0, 0, 0], 3, protect)], [1, 0, 1, 0, 0, 1]);
+  // more protected than the budget: the latest protected stay
+  assert.deepEqual([...topKeep([0, 0, 0, 0, 0, 0], 1, protect)], [0, 0, 0, 0, 0, 1]);
+});
+
+test('sameModalityMergeAssign: a dropped image entry merges into an adjacent kept image entry only', () => {
+  const keep = Uint8Array.from([1, 0, 1, 0, 0, 1]);
+  const image = Uint8Array.from([0, 1, 1, 1, 0, 0]);
+  // radius 0: plain eviction
+  assert.deepEqual([...sameModalityMergeAssign(keep, image, 0)], [0, -1, 1, -1, -1, 2]);
+  // radius 1: 1 -> slot of 2 (entry 0 is text), 3 -> slot of 2; 4 is text: evicted
+  assert.deepEqual([...sameModalityMergeAssign(keep, image, 1)], [0, 1, 1, 1, -1, 2]);
+});
+
+/** A window in which query rows put all their mass on `hot` keys. */
+function hotWindow(len: number, hot: number[], heads = 2, queries = 3): WindowAttention {
+  const data = new Float32Array(heads * queries * len);
+  for (let h = 0; h < heads; h++) for (let q = 0; q < queries; q++) for (const j of hot) data[(h * queries + q) * len + j] = 1 / hot.length;
+  return { data, heads, queries, len };
+}
+
+test('SnapKV keeps the window and the pooled top scores, then evicts the oldest generated entry', () => {
+  const p = new SnapKVPolicy({ keep: 0.5, window: 2, kernel: 1 });
+  const len = 10;
+  const plan = p.afterPrefill({ cacheLength: len, newEntries: len, tokensSeen: len, scores: null, numLayers: 1, window: [hotWindow(len, [1, 5, 6])] });
+  // budget 5: window = 8, 9; then 1, 5, 6 (equal scores); everything else goes
+  assert.deepEqual([...plan![0]], [-1, 0, -1, -1, -1, 1, 2, -1, 3, 4]);
+  // a decode step: 6 entries, budget round(0.5 x 11) = 6: nothing; next: 7 entries, budget 6: the first generated (5) goes
+  assert.equal(p.afterStep({ cacheLength: 6, tokensSeen: 11, scores: null, numLayers: 1 }), null);
+  assert.deepEqual([...p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: null, numLayers: 1 })![0]], [0, 1, 2, 3, 4, -1, 5]);
+});
+
+test('SnapKV pools with kernel 5 by default: a neighbour of a hot key outranks a lone cold one', () => {
+  const p = new SnapKVPolicy({ keep: 0.4, window: 2 });
+  const len = 10;
+  const plan = p.afterPrefill({ cacheLength: len, newEntries: len, tokensSeen: len, scores: null, numLayers: 1, window: [hotWindow(len, [4])] });
+  // budget 4: window 8, 9; pooled scores are 0.2 (x 1/1) at 2..6 (h 4 +/- 2): the latest two of them, 5 and 6, stay
+  assert.deepEqual([...plan![0]].map((s) => s >= 0 ? 1 : 0), [0, 0, 0, 0, 0, 1, 1, 0, 1, 1]);
+});
+
+test('product Elastic: sinks and the question kept, the question\'s attention picks the anchors, P = kept length', () => {
+  const p = new QuestionElasticPolicy({ keep: 0.5, startSize: 1, kernel: 1, distance: 0, rerank: 0, protectGlobal: false, mergeRadius: 0 });
+  // 0 text (sink), 1..6 image, 7..9 text (the question)
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  const plan = p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  // budget 5: sink 0, question 7, 8, 9, anchor 2
+  assert.deepEqual([...plan![0]], [0, -1, 1, -1, -1, -1, -1, 2, 3, 4]);
+  assert.equal(p.evictionIndex, 5);
+  // decode: over budget -> evict at P (the first generated entry), never the compressed prompt
+  assert.deepEqual([...p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: null, numLayers: 1 })![0]], [0, 1, 2, 3, 4, -1, 5]);
+});
+
+test('product Elastic with the paper\'s distance evicts inside the prompt at P = kept - 25 (clamped)', () => {
+  const p = new QuestionElasticPolicy({ keep: 0.5, startSize: 1, kernel: 1, distance: -2, rerank: 0, protectGlobal: false, mergeRadius: 0 });
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  assert.equal(p.evictionIndex, 3);
+});
+
+test('product Elastic needs the window attention: a clear error', () => {
+  const p = new QuestionElasticPolicy({ keep: 0.5 });
+  assert.throws(() => p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: [new Float32Array(10)] }), /window attention|attn_window/);
+});
+
+test('createPolicy: elastic is the product method by default; paper and released one option away', () => {
+  assert.ok(createPolicy('elastic', { keep: 0.5 }) instanceof QuestionElasticPolicy);
+  const paper = createPolicy('elastic', { keep: 0.5, variant: 'paper' });
+  assert.ok(paper instanceof ElasticPolicy && !paper.releasedSelection && paper.importance === 'sum' && paper.merge);
+  const rel = createPolicy('elastic', { keep: 0.5, variant: 'released' });
+  assert.ok(rel instanceof ElasticPolicy && rel.releasedSelection);
+  assert.ok(createPolicy('snapkv', { keep: 0.5 }) instanceof SnapKVPolicy);
+});
+
+/** Random per-head windows over `len` entries (rows sum to 1). */
+function randomWindow(r: () => number, len: number, queries: number, heads = 2): WindowAttention {
+  const data = new Float32Array(heads * queries * len);
+  for (let row = 0; row < heads * queries; row++) {
+    let s = 0;
+    for (let j = 0; j < len; j++) s += data[row * len + j] = r();
+    for (let j = 0; j < len; j++) data[row * len + j] /= s;
+  }
+  return { data, heads, queries, len };
+}
+
+for (const [name, make, minimum] of [
+  ['elastic (answers, defaults)', (k: number) => new QuestionElasticPolicy({ keep: k }), 5],
+  ['elastic (answers, paper stage 2)', (k: number) => new QuestionElasticPolicy({ keep: k, rerank: 0, mergeRadius: 0, protectGlobal: false }), 5],
+  ['snapkv', (k: number) => new SnapKVPolicy({ keep: k }), 1],
+  ['elastic (answers, global image, merge radius 1, decode re-rank)', (k: number) => new QuestionElasticPolicy({ keep: k, protectGlobal: true, mergeRadius: 1, rerank: 8 }), 5],
+] as const) {
+  test(`${name}: cache length == budget(k, T) after prefill and every step, across two turns`, async () => {
+    const { budgetFor } = await import('../../runtime/cache/policies/budget.js');
+    let seed = 7;
+    const r = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    for (const k of [0.1, 0.2, 0.5, 0.9]) {
+      const p = make(k);
+      let len = 0;
+      let T = 0;
+      const apply = (plan: Int32Array[] | null) => {
+        if (!plan) return;
+        const lens = plan.map((a) => Math.max(-1, ...a) + 1);
+        assert.ok(lens.every((x) => x === lens[0]), 'every layer one length');
+        len = lens[0];
+      };
+      const prefill = (n: number, image: boolean) => {
+        len += n;
+        T += n;
+        const imageMask = Uint8Array.from({ length: n }, (_, j) => (image && j >= 3 && j < n - 6 ? 1 : 0));
+        apply(p.afterPrefill({ cacheLength: len, newEntries: n, tokensSeen: T, scores: null, numLayers: 2, imageMask,
+          window: [randomWindow(r, len, Math.min(64, n)), randomWindow(r, len, Math.min(64, n))] }));
+        assert.equal(len, Math.min(T, budgetFor(k, T, minimum)), `${name} k=${k} prefill T=${T}`);
+      };
+      const decode = (steps: number) => {
+        for (let s = 0; s < steps; s++) {
+          len++;
+          T++;
+          const row = () => Float32Array.from({ length: len }, r);
+          apply(p.afterStep({ cacheLength: len, tokensSeen: T, scores: [row(), row()], numLayers: 2 }));
+          assert.equal(len, Math.max(Math.min(T, budgetFor(k, T, minimum)), len > budgetFor(k, T, minimum) ? -1 : len), `${name} k=${k} step T=${T}`);
+          assert.ok(len <= Math.max(budgetFor(k, T, minimum), 1), `${name} k=${k} step T=${T}: ${len} over budget`);
+        }
+      };
+      prefill(80, true);
+      decode(30);
+      prefill(12, false);
+      decode(10);
+    }
+  });
+}
+
+test('product Elastic keeps the global image (the last run of image tokens) with protectGlobal', () => {
+  const p = new QuestionElasticPolicy({ keep: 0.6, startSize: 1, kernel: 1, protectGlobal: true, mergeRadius: 0 });
+  // 0 sink, 1..3 tile image, 4 text marker, 5..6 global image, 7..9 question; the question looks at 2 only
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 0, 1, 1, 0, 0, 0]);
+  const plan = p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  // budget 6: sink, question (3), global image (2): no room left for the attended tile patch
+  assert.deepEqual([...plan![0]].map((x) => (x >= 0 ? 1 : 0)), [1, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+});
+
+test('product Elastic decode re-rank: the lowest accumulated entry outside sinks and recent ones goes', () => {
+  const p = new QuestionElasticPolicy({ keep: 0.5, startSize: 1, kernel: 1, rerank: 2, protectGlobal: false, mergeRadius: 0 });
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  // kept: 0, 2, 7, 8, 9 -> accumulators [0, 1, 0, 0, 0] (the window rows put all their mass on entry 2)
+  p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  // step 1: 6 entries, budget 6 (T 11 -> 5.5 -> 6): none; the step's row adds to every entry
+  assert.equal(p.afterStep({ cacheLength: 6, tokensSeen: 11, scores: [Float32Array.from([0, 0, 0.5, 0, 0, 0])], numLayers: 1 }), null);
+  // step 2: 7 entries, budget 6; candidates are slots [1, 5) (the 2 most recent protected), accumulated
+  // [1, 0.5 + 0.3, 0.1, 0]: slot 4 (the question's last token, never attended) goes
+  const plan = p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: [Float32Array.from([0, 0, 0.3, 0.1, 0, 0, 0])], numLayers: 1 });
+  assert.deepEqual([...plan![0]], [0, 1, 2, 3, -1, 4, 5]);
+});
+
+test('remapFlags follows a plan: one flag per new slot, from the first entry of the slot', async () => {
+  const { remapFlags } = await import('../../runtime/cache/policies/elasticQuestion.js');
+  assert.deepEqual([...remapFlags(Uint8Array.from([1, 0, 1, 1, 0]), Int32Array.from([0, -1, 1, 1, 2]))], [1, 1, 0]);
+});
+
+test('product Elastic keepProtected: decode re-ranking never evicts the question while other candidates remain', () => {
+  const p = new QuestionElasticPolicy({ keep: 0.5, startSize: 1, kernel: 1, rerank: 2, protectGlobal: false, mergeRadius: 0, keepProtected: true });
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  p.afterPrefill({ cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2])], imageMask });
+  assert.equal(p.afterStep({ cacheLength: 6, tokensSeen: 11, scores: [Float32Array.from([0, 0, 0.5, 0, 0, 0])], numLayers: 1 }), null);
+  // as in the re-rank test, but slots 2..4 (the question) are protected: the anchor (slot 1) goes instead
+  const plan = p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: [Float32Array.from([0, 0, 0.3, 0.1, 0, 0, 0])], numLayers: 1 });
+  assert.deepEqual([...plan![0]], [0, -1, 1, 2, 3, 4, 5]);
+});
