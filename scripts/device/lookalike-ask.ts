@@ -12,18 +12,20 @@ import type { PolicyName } from '../../runtime/protocol.js';
 async function main() {
   const [dir, dtype, device, image, maxNew] = process.argv.slice(2);
   const vlm = await Vlm.load({ modelDir: dir, dtype, device: device as 'cpu' | 'webgpu' });
-  for (const policy of ['full', 'elastic', 'h2o', 'streaming'] as PolicyName[]) {
+  const policies = (process.env.POLICIES ?? 'full,elastic,h2o,streaming').split(',') as PolicyName[];
+  for (const policy of policies) {
     const keep = policy === 'full' ? 1 : 0.3;
     const t0 = performance.now();
     let firstLogits: number[] | undefined;
+    let lastLogits: number[] | undefined;
     try {
       const r = await vlm.conversation().ask(image, 'Describe this image.', {
         cache: { policy, keep }, generate: { maxNewTokens: Number(maxNew), ignoreEos: true },
-      }, { onForward: (k, l) => { if (k === 'prefill') firstLogits = Array.from(l.subarray(0, 8)); } });
+      }, { onForward: (k, l) => { if (k === 'prefill') firstLogits = Array.from(l.subarray(0, 8)); else lastLogits = Array.from(l.subarray(0, 8)); } });
       console.log(JSON.stringify({ dir, dtype, device, provider: vlm.provider, fallback: vlm.fallbackReason, policy, keep,
         timings: r.timings, wallMs: performance.now() - t0, promptTokens: r.promptTokens, generated: r.generatedTokens,
         tokensSeen: r.cache.tokensSeen, perLayerLength: r.cache.perLayerLength[0], layers: r.cache.perLayerLength.length,
-        kvBytes: r.cache.bytes, peakRssMB: Math.round(peakRssMB()), scores: !!vlm.scoreOutputs, firstLogits }));
+        kvBytes: r.cache.bytes, peakRssMB: Math.round(peakRssMB()), scores: !!vlm.scoreOutputs, firstLogits, lastLogits }));
     } catch (e) {
       console.log(JSON.stringify({ dir, dtype, device, policy, error: (e as Error).message.split('\n')[0] }));
     }
