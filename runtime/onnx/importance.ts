@@ -22,9 +22,9 @@ export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-// 16: the attn_window.* outputs and true positions for GroupQueryAttention (derived decoders are cached in a folder
+// 17: the attn_window.* outputs and true positions for GroupQueryAttention (rotary outside it) (derived decoders are cached in a folder
 // other checkouts share: a distinctive number keeps theirs apart).
-export const REWRITE_VERSION = 16;
+export const REWRITE_VERSION = 17;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 /**
  * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of

@@ -7,11 +7,12 @@ import { Vlm } from '../../runtime/vlm.js';
 
 /** The process's peak resident set (VmHWM): ORT's runs block the event loop, so sampling would miss the peak. */
 const peakRssMB = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024;
-import type { PolicyName } from '../../runtime/protocol.js';
+import type { ImageDetail, PolicyName } from '../../runtime/protocol.js';
 
 async function main() {
   const [dir, dtype, device, image, maxNew] = process.argv.slice(2);
   const vlm = await Vlm.load({ modelDir: dir, dtype, device: device as 'cpu' | 'webgpu' });
+  const detail = (process.env.DETAIL ?? 'full') as ImageDetail;
   const policies = (process.env.POLICIES ?? 'full,elastic,h2o,streaming').split(',') as PolicyName[];
   for (const policy of policies) {
     const keep = policy === 'full' ? 1 : 0.3;
@@ -20,14 +21,14 @@ async function main() {
     let lastLogits: number[] | undefined;
     try {
       const r = await vlm.conversation().ask(image, 'Describe this image.', {
-        cache: { policy, keep }, generate: { maxNewTokens: Number(maxNew), ignoreEos: true },
+        cache: { policy, keep }, generate: { maxNewTokens: Number(maxNew), ignoreEos: true }, detail,
       }, { onForward: (k, l) => { if (k === 'prefill') firstLogits = Array.from(l.subarray(0, 8)); else lastLogits = Array.from(l.subarray(0, 8)); } });
-      console.log(JSON.stringify({ dir, dtype, device, provider: vlm.provider, fallback: vlm.fallbackReason, policy, keep,
+      console.log(JSON.stringify({ dir, dtype, device, detail, provider: vlm.provider, fallback: vlm.fallbackReason, policy, keep,
         timings: r.timings, wallMs: performance.now() - t0, promptTokens: r.promptTokens, generated: r.generatedTokens,
         tokensSeen: r.cache.tokensSeen, perLayerLength: r.cache.perLayerLength[0], layers: r.cache.perLayerLength.length,
         kvBytes: r.cache.bytes, peakRssMB: Math.round(peakRssMB()), scores: !!vlm.scoreOutputs, firstLogits, lastLogits }));
     } catch (e) {
-      console.log(JSON.stringify({ dir, dtype, device, policy, error: (e as Error).message.split('\n')[0] }));
+      console.log(JSON.stringify({ dir, dtype, device, detail, policy, error: (e as Error).message.split('\n')[0] }));
     }
   }
   await vlm.release();
