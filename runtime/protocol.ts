@@ -55,7 +55,27 @@ export interface LoadOptions {
   dtype?: string;
 }
 
-export interface CacheOptions {
+/** The product's Elastic's measurement knobs (SnapKV reads window and kernel); docs/evaluation.md measures each. */
+export interface ElasticKnobs {
+  /** Observation-window queries (at most 64, the decoder's window output). */
+  window?: number;
+  /** Average-pooling kernel over neighbouring entries (odd, 1 = none). */
+  kernel?: number;
+  /** A dropped image entry merges into a kept image entry at most this far (0: never). */
+  mergeRadius?: number;
+  /** Always keep the text after the image (the question). Default true. */
+  protectQuestion?: boolean;
+  /** Always keep the global image (the prompt's last run of image tokens). */
+  protectGlobal?: boolean;
+  /** Share of the query-agnostic score (column sums per seeing query) in the ranking, 0..1. */
+  blend?: number;
+  /** Re-rank in stage 2 with decode attention, protecting this many recent entries (0: off). */
+  rerank?: number;
+  /** With rerank: stage 2 never evicts what stage 1 protected (question, global image). */
+  keepProtected?: boolean;
+}
+
+export interface CacheOptions extends ElasticKnobs {
   policy: PolicyName;
   /** Fraction of the KV cache kept, 0 < keep <= 1 (the paper's compression ratio r is 1 - keep). */
   keep: number;
@@ -68,15 +88,6 @@ export interface CacheOptions {
   importance?: Importance;
   /** Elastic's stage-1 merging of dropped entries into anchors (the paper: true). */
   merge?: boolean;
-  /** The product's Elastic (measurement knobs, see PolicyOptions): window queries, pooling kernel, merge radius, question kept. */
-  window?: number;
-  kernel?: number;
-  mergeRadius?: number;
-  protectQuestion?: boolean;
-  protectGlobal?: boolean;
-  blend?: number;
-  rerank?: number;
-  keepProtected?: boolean;
 }
 
 export interface GenerateOptions {

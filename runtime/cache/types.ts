@@ -1,7 +1,7 @@
 // The KV-cache policy interface. A policy is a small unit with one job, like a kvpress "press":
 // look at scores, then plan which cache slots survive and which are merged. Applying the plan
 // (on the CPU or on the GPU) is the cache store's job, not the policy's.
-import type { ElasticVariant, Importance } from '../protocol.js';
+import type { ElasticKnobs, ElasticVariant, Importance } from '../protocol.js';
 
 /**
  * The plan for one layer: `assign[j]` is the new slot of old cache entry j, or -1 to evict it.
@@ -15,7 +15,7 @@ export type LayerAssign = Int32Array;
 export type CachePlan = LayerAssign[] | null;
 
 
-export interface PolicyOptions {
+export interface PolicyOptions extends ElasticKnobs {
   /** Elastic: which method (default 'answers'); importance, merge and releasedSelection apply to 'paper' and 'released'. */
   variant?: ElasticVariant;
   /** Fraction of the KV cache that is KEPT, 0 < keep <= 1 (the paper's compression ratio r is 1 - keep). */
@@ -38,22 +38,6 @@ export interface PolicyOptions {
   importance?: Importance;
   /** Elastic stage 1: merge dropped entries into their nearest anchor (the paper, default) or just drop them. */
   merge?: boolean;
-  /** SnapKV / the product's Elastic: observation-window queries (at most 64, the decoder's window output). */
-  window?: number;
-  /** SnapKV / the product's Elastic: average-pooling kernel over neighbouring entries (odd, 1 = none). */
-  kernel?: number;
-  /** The product's Elastic: a dropped image entry merges into a kept image entry at most this far (0: never). */
-  mergeRadius?: number;
-  /** The product's Elastic: always keep the text after the image (the question). Default true. */
-  protectQuestion?: boolean;
-  /** The product's Elastic: always keep the global image (the prompt's last run of image tokens). */
-  protectGlobal?: boolean;
-  /** The product's Elastic: share of the query-agnostic score (column sums per seeing query) in the ranking, 0..1. */
-  blend?: number;
-  /** The product's Elastic: re-rank in stage 2 with decode attention, protecting this many recent entries (0: off). */
-  rerank?: number;
-  /** The product's Elastic, with rerank: stage 2 never evicts what stage 1 protected (question, global image). */
-  keepProtected?: boolean;
 }
 
 /**

@@ -17,7 +17,7 @@ import { linePlotSvg } from '../eval/plot.js';
 import { machineInfo } from '../eval/machine.js';
 import { listOption, parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 import { bootstrap, metrics, parseShard, shardOf, type Interval, type Item } from './evalStats.js';
-import { ELASTIC_VARIANTS, IMPORTANCES, isOneOf, type CacheOptions, type ElasticVariant, type Importance } from '../protocol.js';
+import { ELASTIC_VARIANTS, IMPORTANCES, isOneOf, type CacheOptions, type ElasticKnobs, type ElasticVariant, type Importance } from '../protocol.js';
 
 export interface Sample {
   image: string;
@@ -65,22 +65,13 @@ export function readSamples(file: string): Sample[] {
   });
 }
 
-export interface Variant {
+export interface Variant extends ElasticKnobs {
   positions: 'absolute' | 'compressed';
   /** Elastic's method: 'answers' (default), 'paper', 'released'. */
   variant?: ElasticVariant;
   importance?: Importance;
   merge?: boolean;
-  /** Exploration knobs of the product's Elastic (PolicyOptions). */
-  window?: number;
-  kernel?: number;
   distance?: number;
-  mergeRadius?: number;
-  protectQuestion?: boolean;
-  protectGlobal?: boolean;
-  blend?: number;
-  rerank?: number;
-  keepProtected?: boolean;
 }
 
 /** A short name for Elastic's options in tables and in the merge key ('' for the default method). */

@@ -1,5 +1,6 @@
 // Per-sample results of an evaluation cell, the metrics computed from them, 95 % bootstrap intervals, and the merge
 // of shards (`npm run eval -- --shard i/n`, then `--merge a.json b.json ...`). Pure functions: test/unit/evalStats.test.ts.
+import { seededRandom } from '../generate/sampling.js';
 
 /** One sample's result in one cell: a short answer's hit, or a description's ROUGE-L; its forced log-probabilities. */
 export interface Item {
@@ -74,17 +75,8 @@ export function metrics(items: Item[]): Metrics {
   };
 }
 
-/** A small deterministic PRNG (mulberry32): the same intervals on every machine and rerun. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG (the sampler's mulberry32): the same intervals on every machine and rerun. */
+export const rng = seededRandom;
 
 /** Percentile (linear interpolation) of a sorted array. */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
