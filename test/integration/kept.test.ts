@@ -21,9 +21,11 @@ test('KeptTracker replays evictions and merges per layer', () => {
   assert.deepEqual(t.snapshot(), { kinds: 'ittig', layers: ['k-mmk', 'kkk-k'], firstPrompt: 4 });
 });
 
-const runs: [string, { policy: 'elastic' | 'h2o' | 'streaming'; keep: number; merge?: boolean }][] = [
+// Merging everything dropped into its nearest anchor is the paper variant's stage 1 (the product's merges only
+// image neighbours), so it is the case where merged entries must show up.
+const runs: [string, { policy: 'elastic' | 'h2o' | 'streaming'; keep: number; variant?: 'paper'; merge?: boolean }][] = [
   ['h2o', { policy: 'h2o', keep: 0.4 }],
-  ['elastic with merging', { policy: 'elastic', keep: 0.4, merge: true }],
+  ['elastic (paper) with merging', { policy: 'elastic', keep: 0.4, variant: 'paper', merge: true }],
   ['streaming', { policy: 'streaming', keep: 0.4 }],
 ];
 for (const [name, cache] of runs) {
