@@ -49,7 +49,9 @@ describe('Elastic VLM in the extension host', function () {
     assert.equal(pj.contributes.menus['editor/title'][0].when, 'activeCustomEditorId == imagePreview.previewEditor');
     const props = pj.contributes.configuration.properties;
     assert.equal(props['elasticVlm.cacheKeep'].minimum, 0.05);
-    assert.deepEqual(props['elasticVlm.cachePolicy'].enum, ['elastic', 'h2o', 'streaming', 'full']);
+    assert.deepEqual(props['elasticVlm.cachePolicy'].enum, ['elastic', 'h2o', 'streaming', 'snapkv', 'full']);
+    assert.deepEqual(props['elasticVlm.elasticVariant'].enum, ['answers', 'paper', 'released']);
+    assert.deepEqual(props['elasticVlm.imageDetail'].enum, ['global', 'low', 'medium', 'full']);
     assert.equal(props['elasticVlm.maxNewTokens'].maximum, 4096);
     assert.ok(props['elasticVlm.hubEndpoint']);
   });
