@@ -6,15 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { leadingTrimmer } from '../../runtime/cli/ask.js';
+import { ask, root } from '../helpers/cli.js';
 
-const root = join(__dirname, '..', '..');
 const tiny = join(root, 'test', 'fixtures', 'tiny-model');
 const image = join(root, 'test', 'fixtures', 'images', 'diagram.png');
-
-function ask(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'runtime', 'cli', 'ask.ts'), ...args], { encoding: 'utf8', cwd: root });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 test('ask --help exits 0 and lists every option of the README', () => {
   const r = ask(['--help']);

@@ -1,17 +1,11 @@
 // npm run ask: the JSON it prints, and one clear error line with exit code 2 for each kind of bad input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { ask, root } from '../helpers/cli.js';
 
-const root = join(__dirname, '..', '..');
 const tiny = join(root, 'test', 'fixtures', 'tiny-model');
 const image = join(root, 'test', 'fixtures', 'images', 'diagram.png');
-
-function ask(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'runtime', 'cli', 'ask.ts'), ...args], { encoding: 'utf8', cwd: root });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 test('ask --json prints the answer, counts, provider, timings and cache', () => {
   const r = ask([image, 'What is in the picture?', '--model', tiny, '--device', 'cpu', '--max-new-tokens', '6', '--policy', 'elastic', '--keep', '0.3', '--json']);

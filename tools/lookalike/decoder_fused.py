@@ -7,7 +7,7 @@ One deliberate difference, kept because the published SmolVLM decoders have it (
 The builder drops it when rotary sits inside GroupQueryAttention; keep_position_ids=False does the same."""
 import numpy as np
 
-from graph import FLOAT, INT64, MS, Graph
+from graph import FLOAT, INT64, MS, Graph, decoder_io
 
 
 def rope_caches(t):
@@ -21,17 +21,7 @@ def build(t, w, keep_position_ids=True):
     g = Graph("main_graph")
     H, D, L = t["hidden_size"], t["head_dim"], t["num_hidden_layers"]
     Hq, Hkv, V, eps = t["num_attention_heads"], t["num_key_value_heads"], t["vocab_size"], t["rms_norm_eps"]
-    g.input("inputs_embeds", FLOAT, ["batch_size", "sequence_length", H])
-    g.input("attention_mask", INT64, ["batch_size", "total_sequence_length"])
-    if keep_position_ids:
-        g.input("position_ids", INT64, ["batch_size", "sequence_length"])
-    for i in range(L):
-        for kv in ("key", "value"):
-            g.input(f"past_key_values.{i}.{kv}", FLOAT, ["batch_size", Hkv, "past_sequence_length", D])
-    g.output("logits", FLOAT, ["batch_size", "sequence_length", V])
-    for i in range(L):
-        for kv in ("key", "value"):
-            g.output(f"present.{i}.{kv}", FLOAT, ["batch_size", Hkv, "total_sequence_length", D])
+    decoder_io(g, t, position_ids=keep_position_ids)
 
     # attention_mask -> seqlens_k (sum - 1, int32) and total_seq_len (int32), as make_attention_mask_reformatting_for_gqa.
     b = "/model/attn_mask_reformat/attn_mask_subgraph"

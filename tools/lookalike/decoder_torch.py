@@ -3,7 +3,7 @@ RMSNorm spelled out, rotary from position_ids, causal + attention_mask bias, K/V
 Softmax per layer. Same weights as the fused decoder, so the two are twins."""
 import numpy as np
 
-from graph import FLOAT, INT64, Graph
+from graph import FLOAT, INT64, Graph, decoder_io
 
 
 def build(t, w):
@@ -11,16 +11,7 @@ def build(t, w):
     H, D, L = t["hidden_size"], t["head_dim"], t["num_hidden_layers"]
     Hq, Hkv, V, eps = t["num_attention_heads"], t["num_key_value_heads"], t["vocab_size"], t["rms_norm_eps"]
     rep = Hq // Hkv
-    g.input("inputs_embeds", FLOAT, ["batch_size", "sequence_length", H])
-    g.input("attention_mask", INT64, ["batch_size", "total_sequence_length"])
-    g.input("position_ids", INT64, ["batch_size", "sequence_length"])
-    for i in range(L):
-        for kv in ("key", "value"):
-            g.input(f"past_key_values.{i}.{kv}", FLOAT, ["batch_size", Hkv, "past_sequence_length", D])
-    g.output("logits", FLOAT, ["batch_size", "sequence_length", V])
-    for i in range(L):
-        for kv in ("key", "value"):
-            g.output(f"present.{i}.{kv}", FLOAT, ["batch_size", Hkv, "total_sequence_length", D])
+    decoder_io(g, t)
     c = lambda v: g.const(np.int64, v)  # noqa: E731
     f = lambda name, v: g.init(name, np.array(v, np.float32))  # noqa: E731
 

@@ -48,3 +48,19 @@ class Graph:
         m = helper.make_model(g, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets], producer_name=producer)
         m.ir_version = 10
         return m
+
+
+def decoder_io(g, t, position_ids=True):
+    """The published decoder's inputs and outputs: embeddings, mask, positions, past and present K/V per layer."""
+    L, Hkv, D = t["num_hidden_layers"], t["num_key_value_heads"], t["head_dim"]
+    g.input("inputs_embeds", FLOAT, ["batch_size", "sequence_length", t["hidden_size"]])
+    g.input("attention_mask", INT64, ["batch_size", "total_sequence_length"])
+    if position_ids:
+        g.input("position_ids", INT64, ["batch_size", "sequence_length"])
+    for i in range(L):
+        for kv in ("key", "value"):
+            g.input(f"past_key_values.{i}.{kv}", FLOAT, ["batch_size", Hkv, "past_sequence_length", D])
+    g.output("logits", FLOAT, ["batch_size", "sequence_length", t["vocab_size"]])
+    for i in range(L):
+        for kv in ("key", "value"):
+            g.output(f"present.{i}.{kv}", FLOAT, ["batch_size", Hkv, "total_sequence_length", D])
