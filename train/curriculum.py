@@ -27,6 +27,9 @@ SIZES = [(512, 384), (512, 512), (384, 512), (512, 256)]
 
 
 # ------------------------------------------------------------------------------------ questions on family images
+# reading questions true of data.py's drawing only (its primary button is always the blue one on the right)
+DATA_PY_ONLY = {"read_ui_button_blue"}
+
 def family_reading_qa(sample, rng):
     """Reading questions (task, question, answer) about a family image from its layout meta."""
     fam, m = sample["family"], sample["meta"]
@@ -249,6 +252,8 @@ def schedule_mix(name, el, budget):
     if name == "dense":  # run 4 (dense token labels, train/dense.py): no word-only warm-up; the normal mix
         normal = 0.4 + 0.3 * f  # rises from 40% to 70%, the rest family reading 80% / word layouts 20%
         return [("normal", normal), ("family", (1 - normal) * 0.8), ("words", (1 - normal) * 0.2)]
+    if name == "real":  # issue 16: real tools' styles (train/styles.py) most of the time, data.py's world kept
+        return [("styled", 0.6), ("normal", 0.25), ("family", 0.1), ("words", 0.05)]
     if name != "read3":
         raise ValueError(f"unknown schedule {name}")
     if f < 0.13:

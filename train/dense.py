@@ -17,18 +17,21 @@ The heads live only in train.py; the exported model has exactly the Idefics3 lay
 import numpy as np
 
 import data
+import scenes
 
-WORD_INDEX = {w: k for k, w in enumerate(data.WORDS)}
+# the text classes: every label word of data.py and of the real-tools scenes (scenes.LABELS includes data.WORDS)
+WORD_INDEX = {w: k for k, w in enumerate(scenes.LABELS)}
+N_WORDS = len(scenes.LABELS)
 N_NUM = 11  # numbers 0..10
 COLOR_NAMES = list(data.COLORS)
 
 ROLES = (["ui_title", "ui_checked", "ui_unchecked", "ui_button_left", "ui_button_middle", "ui_button_right",
           "chart_title", "bar_tallest", "bar_shortest", "bar_other"] + [f"flow_{k}" for k in range(6)])
 HEADS = {  # head -> number of classes (0 = nothing of this kind here)
-    "text": 1 + len(data.WORDS) + N_NUM,
+    "text": 1 + N_WORDS + N_NUM,
     "obj": 1 + len(COLOR_NAMES) * len(data.SHAPES) + N_NUM,
     "role": 1 + len(ROLES),
-    "link": 1 + len(data.WORDS) + 1 + N_NUM,
+    "link": 1 + N_WORDS + 1 + N_NUM,
 }
 HEAD_NAMES = list(HEADS)
 
@@ -47,7 +50,7 @@ def classes_of(rec_classes):
     for head, v in rec_classes.items():
         c = 0
         if head == "text":
-            c = _word_or_number(v, 1, 1 + len(data.WORDS))
+            c = _word_or_number(v, 1, 1 + N_WORDS)
         elif head == "obj":
             kind, what = v
             if kind == "bar":
@@ -58,9 +61,9 @@ def classes_of(rec_classes):
             c = 1 + ROLES.index(v) if v in ROLES else 0
         elif head == "link":
             if v == "end":
-                c = 1 + len(data.WORDS)
+                c = 1 + N_WORDS
             else:
-                c = _word_or_number(v, 1, 2 + len(data.WORDS))
+                c = _word_or_number(v, 1, 2 + N_WORDS)
         if c:
             out[HEAD_NAMES.index(head)] = c
     return out
@@ -151,10 +154,12 @@ if __name__ == "__main__":  # draw the labels over a few samples for a visual ch
     from PIL import Image, ImageDraw
 
     import model as M
-    out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/dense_preview"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    out = args[0] if args else "/tmp/dense_preview"
     os.makedirs(out, exist_ok=True)
+    import styles
     for i in range(8):
-        s = data.make_sample("preview", i)
+        s = styles.make_styled_sample("preview", i) if "--styled" in sys.argv else data.make_sample("preview", i)
         rng = random.Random(i)
         img, shift = data.augment(s["image"], rng, with_shift=True)
         tiles, rows, cols = M.preprocess_uint8(img, "default")

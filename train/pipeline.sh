@@ -46,7 +46,7 @@ if [ "$MODE" = continue ]; then
   SCHED=${SCHEDULE-read3}
   # one process per GPU (torchrun, gradients averaged each step) when the machine has several
   NGPU=${NGPU:-$(nvidia-smi -L | grep -c '^GPU')}; NCPU=$(nproc)
-  WORKERS=$(( (NCPU - 4) / NGPU )); [ "$WORKERS" -gt 15 ] && WORKERS=15; [ "$WORKERS" -lt 2 ] && WORKERS=2
+  WORKERS=${WORKERS:-$(( (NCPU - 2) / NGPU ))}; [ "$WORKERS" -gt 15 ] && WORKERS=15; [ "$WORKERS" -lt 2 ] && WORKERS=2
   export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
   train_cont() {  # $1 = number of GPUs; the rest are extra train.py arguments
     local n=$1; shift

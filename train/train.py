@@ -36,6 +36,7 @@ import curriculum as C  # noqa: E402
 import data  # noqa: E402
 import dense as D  # noqa: E402
 import model as M  # noqa: E402
+import styles as S  # noqa: E402
 
 KIND_NAMES = {1: "short", 2: "read", 3: "describe", 4: "words"}
 N_WORDS = len(data.WORDS)
@@ -93,7 +94,7 @@ def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_
             if r < acc:
                 kind = k
                 break
-    cur = kind != "normal"
+    cur = kind not in ("normal", "styled")
     if kind in ("words", "single_big", "single"):  # word image: all of its reading questions
         s = C.make_word_sample(i, mode="mixed" if kind == "words" else kind)
         img, shift = data.augment(s["image"], rng, with_shift=True) if augment else (s["image"], (0, 0))
@@ -103,13 +104,17 @@ def make_train_example(enc, preset, split, i, describe_p, augment, max_len, cur_
         fam = None
         if family_weights:  # oversample the families of the weakest tasks (run 5)
             fam = rng.choices(data.FAMILIES, weights=[family_weights[f] for f in data.FAMILIES])[0]
-        s = data.make_sample(split, i, fam)
+        styled = kind == "styled"  # a scene drawn the way real tools draw it (train/styles.py)
+        s = S.make_styled_sample(split, i, fam) if styled else data.make_sample(split, i, fam)
         img, shift = data.augment(s["image"], rng, with_shift=True) if augment else (s["image"], (0, 0))
-        present = C.family_words(s)
+        present = [] if styled else C.family_words(s)  # the word-presence loss knows data.py's words only
         short = [(q, a, 1) for _, q, a in s["qa"]]
         rng.shuffle(short)
+        if styled and rng.random() < 0.5:  # half of them also get reading questions
+            cur = True
         if cur:  # all own questions + 3-6 reading questions, shuffled
-            reading = [(q, a, 2) for _, q, a in C.family_reading_qa(s, rng)][:rng.randint(3, 6)]
+            reading = [(q, a, 2) for t, q, a in C.family_reading_qa(s, rng) if not (styled and t in C.DATA_PY_ONLY)]
+            reading = reading[:rng.randint(3, 6)]
             turns = short + reading
             rng.shuffle(turns)
         else:
@@ -330,7 +335,7 @@ def dist_setup():
     """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) one process per GPU joins an NCCL group."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1, torch.device("cuda")
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")  # cpu: a local smoke run
     import torch.distributed as dist
     local = int(os.environ["LOCAL_RANK"])
     torch.cuda.set_device(local)
@@ -437,7 +442,7 @@ def main():
         model = M.build_model(a.preset, tok, impl="sdpa").to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params/1e6:.2f}M  attn={model.config.text_config._attn_implementation}", flush=True)
-    log = {"config": vars(a), "params": n_params, "steps": [], "card": torch.cuda.get_device_name(dev),
+    log = {"config": vars(a), "params": n_params, "steps": [], "card": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
            "gpus": world, "init": init}
 
     def save_log():
@@ -536,7 +541,7 @@ def main():
         dense = (heads, labels, a.dense_weight) if heads is not None else None
         model.train()
         aux_stats = None
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
             if head is not None:
                 try:
                     loss, acc, per, aux_stats = loss_fn(model, tiles, ids, wts, am, kinds,
