@@ -24,7 +24,7 @@ FONTS = {  # family -> (regular, bold); only fonts committed under train/fonts (
     "liberation-serif": ("LiberationSerif-Regular.ttf", "LiberationSerif-Bold.ttf"),
 }
 SS = 2  # drawn at twice the size, then reduced: anti-aliased edges and text as real renderers give
-MATPLOTLIB_P = 0.15  # matplotlib is 5x slower to draw than Pillow; the data workers must keep up
+MATPLOTLIB_P = 0.08  # matplotlib is 5x slower to draw than Pillow; the data workers must keep up
 _FONTS = {}
 
 
@@ -154,8 +154,9 @@ def pil_bars(sc, rng):
     k = max(w, h) / 512
     c = Canvas(w, h, th["bg"])
     tf = font(fam, rng.randint(18, 26) * k, bold=rng.random() < 0.7)
-    tb = c.text((w / 2 if rng.random() < 0.7 else 20 * k, 12 * k), m["title"], tf, th["fg"],
-                "ct" if tb_center(rng) else "lt", role="chart_title")
+    centred = rng.random() < 0.7  # matplotlib centres the title; many dashboards put it on the left
+    tb = c.text((w / 2 if centred else 20 * k, 12 * k), m["title"], tf, th["fg"], "ct" if centred else "lt",
+                role="chart_title")
     lf, nf = font(fam, rng.randint(13, 18) * k), font(fam, rng.randint(11, 15) * k)
     top, bottom = tb[3] + 26 * k, h - 40 * k
     left, right = 30 * k + c.text_size(str(10 * m["scale"]), nf)[0], w - 16 * k
@@ -184,10 +185,6 @@ def pil_bars(sc, rng):
         if m["show_values"]:
             c.text((cx, y - 4 * k), str(v), nf, th["fg"], "cb")
     return c
-
-
-def tb_center(rng):
-    return rng.random() < 0.7
 
 
 def pil_ui(sc, rng):
@@ -221,9 +218,12 @@ def pil_ui(sc, rng):
         else:
             c.text((win[0] + 14 * k, win[1] + bar_h / 2), m["title"], font(fam, tsz, rng.random() < 0.6), tc, "lm",
                    role="ui_title")
-            x = win[2] - 22 * k
-            c.line([(x - 5 * k, win[1] + bar_h / 2 - 5 * k), (x + 5 * k, win[1] + bar_h / 2 + 5 * k)], fill=tc, width=1.5)
-            c.line([(x - 5 * k, win[1] + bar_h / 2 + 5 * k), (x + 5 * k, win[1] + bar_h / 2 - 5 * k)], fill=tc, width=1.5)
+            x, yc = win[2] - 22 * k, win[1] + bar_h / 2
+            c.line([(x - 5 * k, yc - 5 * k), (x + 5 * k, yc + 5 * k)], fill=tc, width=1.5)
+            c.line([(x - 5 * k, yc + 5 * k), (x + 5 * k, yc - 5 * k)], fill=tc, width=1.5)
+            if rng.random() < 0.5:  # minimise and maximise, as Windows and GNOME draw them
+                c.rect((x - 40 * k, yc - 5 * k, x - 30 * k, yc + 5 * k), outline=tc, width=1)
+                c.line([(x - 70 * k, yc + 4 * k), (x - 60 * k, yc + 4 * k)], fill=tc, width=1.5)
         y = win[1] + bar_h + 20 * k
     of = font(fam, rng.randint(15, 21) * k)
     if rng.random() < 0.3:  # a text field above the options, as login and settings forms have
@@ -266,9 +266,14 @@ def pil_ui(sc, rng):
     yb = max(y + 10 * k, win[3] - bh - 18 * k)
     primary = rng.choice([len(widths) - 1, 0]) if rng.random() < 0.8 else -1
     brad = rng.choice([0, 4, 6, bh / 2])
+    flat = rng.random() < 0.12
+    if flat and rng.random() < 0.5:
+        m = dict(m, buttons=[b.upper() for b in m["buttons"]])  # drawn in capitals; the answer keeps its case
     for i, (b, bw) in enumerate(zip(m["buttons"], widths)):
         fill, tc, ol = ((th["accent"], (255, 255, 255), None) if i == primary else
                         (th["panel"] if rng.random() < 0.5 else th["bg"], th["fg"], th["muted"]))
+        if flat:  # text-only buttons (material dialogs): the label in the accent colour, no box
+            fill, tc, ol = None, th["accent"], None
         c.rect((x, yb, x + bw, yb + bh), radius=brad, fill=fill, outline=ol, width=1)
         pos = "left" if i == 0 else ("right" if i == len(widths) - 1 else "middle")
         c.record((x, yb, x + bw, yb + bh), role="ui_button_" + pos)
@@ -290,7 +295,8 @@ def pil_flow(sc, rng):
     m = sc["meta"]
     labels = m["labels"]
     cells, ncols, nrows = _flow_cells(m["direction"], len(labels))
-    asp = {"row": [(2, 1), (16, 9), (3, 1)], "column": [(3, 4), (2, 3), (1, 1)], "snake": [(4, 3), (16, 10), (1, 1)]}
+    asp = {"row": [(2, 1), (16, 9), (3, 1), (4, 1)], "column": [(3, 4), (2, 3), (1, 1), (1, 2), (1, 3)],
+           "snake": [(4, 3), (16, 10), (1, 1), (2, 1)]}
     w, h = pick_size(rng, asp[m["direction"]])
     th = theme(rng)
     fam = rng.choice(list(FONTS))
@@ -426,6 +432,46 @@ def mpl_render(sc, rng):
     return img, out
 
 
+def tight_crop(img, boxes, rng):
+    """Crop to the drawn content plus a small margin, as graphviz and matplotlib's bbox_inches='tight' do."""
+    from PIL import ImageChops
+    bg = img.getpixel((0, 0))
+    bb = ImageChops.difference(img, Image.new("RGB", img.size, bg)).getbbox()
+    if not bb:
+        return img, boxes
+    m = rng.randint(4, 24)
+    x0, y0 = max(0, bb[0] - m), max(0, bb[1] - m)
+    x1, y1 = min(img.size[0], bb[2] + m), min(img.size[1], bb[3] + m)
+    return img.crop((x0, y0, x1, y1)), [((b[0] - x0, b[1] - y0, b[2] - x0, b[3] - y0), c) for b, c in boxes]
+
+
+def on_backdrop(img, boxes, rng, smallest=0.5):
+    """The image as a window or figure inside a larger screenshot: a solid, gradient or noisy desktop around it,
+    sometimes a drop shadow; the content becomes smaller once the processor reduces the whole to 512 px."""
+    frac = rng.uniform(smallest, 0.92)
+    W, H = round(img.size[0] / frac), round(img.size[1] / rng.uniform(max(0.5, frac - 0.1), min(0.95, frac + 0.1)))
+    a, b = (tuple(rng.randint(30, 230) for _ in range(3)) for _ in range(2))
+    kind = rng.choice(["solid", "vgrad", "hgrad"])
+    if kind == "solid":
+        back = Image.new("RGB", (W, H), a)
+    else:
+        ramp = Image.linear_gradient("L").resize((W, H) if kind == "vgrad" else (H, W))
+        ramp = ramp if kind == "vgrad" else ramp.rotate(90, expand=True)
+        back = Image.composite(Image.new("RGB", (W, H), b), Image.new("RGB", (W, H), a), ramp)
+    x, y = rng.randint(0, W - img.size[0]), rng.randint(0, H - img.size[1])
+    if rng.random() < 0.5:  # drop shadow
+        from PIL import ImageFilter
+        sh = Image.new("L", (W, H), 0)
+        sh.paste(90, (x + 3, y + 5, x + img.size[0] + 3, y + img.size[1] + 5))
+        back = Image.composite(Image.new("RGB", (W, H), (0, 0, 0)), back, sh.filter(ImageFilter.GaussianBlur(6)))
+    back.paste(img, (x, y))
+    return back, [((bx[0] + x, bx[1] + y, bx[2] + x, bx[3] + y), c) for bx, c in boxes]
+
+
+BACKDROP_P = {"ui": 0.45, "bars": 0.15, "flow": 0.1, "shapes": 0.0}
+TIGHT_P = {"ui": 0.0, "bars": 0.2, "flow": 0.5, "shapes": 0.0}
+
+
 def make_styled_sample(split, index, family=None):
     """A scene of scenes.py drawn in a real tool's style: the same dict as data.make_sample."""
     sc = scenes.make_scene(split, index, family)
@@ -436,6 +482,11 @@ def make_styled_sample(split, index, family=None):
     else:
         c = PIL_RENDER[sc["family"]](sc, rng)
         img, boxes, renderer = c.result(), c.boxes, "pillow"
+    fam = sc["family"]
+    if rng.random() < TIGHT_P[fam]:
+        img, boxes = tight_crop(img, boxes, rng)
+    if rng.random() < BACKDROP_P[fam]:
+        img, boxes = on_backdrop(img, boxes, rng, 0.5 if fam == "ui" else 0.7)
     meta = dict(sc["meta"])
     if sc["family"] == "shapes":  # pixel positions, as data.py's meta has them (the reading curriculum uses them)
         meta["objects"] = [dict(o, x=o["x"] * img.size[0], y=o["y"] * img.size[1]) for o in meta["objects"]]
