@@ -1,12 +1,13 @@
 // npm run eval -- [--policy P[,P]] [--keep K[,K]] [--limit N | --per-task N] [--json] [--model DIR] [--device D]
-//   [--positions absolute|compressed] [--docs DIR]
-// Runs the held-out set (data/heldout/samples.jsonl) through the runtime for each policy x keep cell:
+//   [--positions absolute|compressed] [--docs DIR] [--data FILE|DIR]
+// Runs the held-out set (data/heldout/samples.jsonl; --data: another samples.jsonl, or a folder holding one, such as
+// data/heldout-real) through the runtime for each policy x keep cell:
 // exact-match accuracy on short answers, ROUGE-L F of "describe" answers against the FULL-cache greedy output
 // of the same model, and teacher-forced perplexity of the reference answers (first answer token from the full
 // prefill, the compressed cache applied before every later token). With --docs, writes the markdown table
 // and an SVG plot there.
 import { parseArgs } from 'node:util';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, packageRoot } from '../paths.js';
@@ -49,6 +50,17 @@ export interface EvalRow {
 
 const DESCRIBE = 'describe';
 const ALL_KEEPS = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0];
+
+/** The samples file of --data: the file itself, or a folder's samples.jsonl. */
+export function samplesFile(path: string): string {
+  let dir = false;
+  try {
+    dir = statSync(path).isDirectory();
+  } catch {
+    // a missing path: readSamples says so
+  }
+  return dir ? join(path, 'samples.jsonl') : path;
+}
 
 export function readSamples(file: string): Sample[] {
   let text: string;
@@ -391,7 +403,7 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
     const positions = variant.positions;
     const shard = values.shard === undefined ? null : parseShard(values.shard);
     if (values.shard !== undefined && !shard) throw new BadInputError(`--shard must be i/n with 1 <= i <= n, got ${JSON.stringify(values.shard)}`);
-    const dataFile = resolve(values.data ?? join(packageRoot(), 'data', 'heldout', 'samples.jsonl'));
+    const dataFile = samplesFile(resolve(values.data ?? join(packageRoot(), 'data', 'heldout')));
     let samples = readSamples(dataFile);
     if (values.limit !== undefined) samples = samples.slice(0, parseIntOption('limit', values.limit, samples.length, 1, 1e6));
     if (values['per-task'] !== undefined) samples = perTask(samples, parseIntOption('per-task', values['per-task'], 1, 1, 1e6));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { bootstrap, metrics, parseShard, percentile, separated, shardOf, type Item } from '../../runtime/cli/evalStats.js';
-import { makeRow, mergeShards, multiTurnPairs, needsImportance, type Sample } from '../../runtime/cli/eval.js';
+import { makeRow, mergeShards, multiTurnPairs, needsImportance, readSamples, samplesFile, type Sample } from '../../runtime/cli/eval.js';
 import { isBadInput } from '../../runtime/errors.js';
 
 const it = (i: number, task: string, x: number, lp = -0.1, n = 1): Item =>
@@ -59,6 +59,17 @@ test('multi-turn pairs: first short question of an image, then one of another ta
 });
 
 const root = join(__dirname, '..', '..');
+
+test('--data: a samples.jsonl, or a folder holding one (data/heldout-real), image paths resolved against it', () => {
+  const dir = join(root, 'data', 'heldout-real');
+  assert.equal(samplesFile(dir), join(dir, 'samples.jsonl'));
+  assert.equal(samplesFile(join(dir, 'samples.jsonl')), join(dir, 'samples.jsonl'));
+  const samples = readSamples(samplesFile(dir));
+  assert.ok(samples.length > 200);
+  assert.ok(samples.some((s) => s.task === 'bars_title'));
+  assert.ok(samples.every((s) => s.image.startsWith(dir)));
+});
+
 const evalCli = (...args: string[]) =>
   spawnSync(process.execPath, ['--import', 'tsx', join(root, 'runtime', 'cli', 'eval.ts'), ...args], { encoding: 'utf8', cwd: root });
 
@@ -69,6 +80,7 @@ for (const [name, args, pattern] of [
   ['unknown variant', ['--variant', 'v2'], /unknown --variant "v2"/],
   ['bad shard', ['--shard', '3/2'], /--shard must be i\/n/],
   ['unknown option', ['--bogus'], /bogus/],
+  ['missing held-out folder', ['--data', 'no/such/dir'], /held-out set not found: .*no\/such\/dir/],
 ] as const) {
   test(`eval: bad input exits 2 with one error line: ${name}`, () => {
     const r = evalCli(...args);
