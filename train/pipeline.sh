@@ -41,6 +41,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import sys, torch, transformers, onnx, onnxruntime, tokenizers, PIL, numpy; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'onnx', onnx.__version__, 'ort', onnxruntime.__version__, 'tokenizers', tokenizers.__version__, 'PIL', PIL.__version__, 'numpy', numpy.__version__)"
 nproc
 VIMG=$(ls data/heldout/*_ui.png | head -1)
+HREAL=$([ -s data/heldout-real/samples.jsonl ] && echo data/heldout-real)
 if [ "$MODE" = continue ]; then
   TOK=$INIT
   SCHED=${SCHEDULE-read3}
@@ -56,7 +57,7 @@ if [ "$MODE" = continue ]; then
       ${SCHED:+--schedule "$SCHED"} --vision-lr-mult "${VLR_MULT:-2.5}" --aux-weight "${AUX:-0.1}" \
       --dense-weight "${DENSE:-0}" --workers "$WORKERS" ${FAMILIES:+--family-weights "$FAMILIES"} \
       --out "$W/train" --budget "$BUDGET" --deadline $((DEADLINE - 45)) --heldout data/heldout \
-      ${PACK:+--progress "$PACK/train_log.json"} "$@"
+      ${HREAL:+--heldout-real "$HREAL"} ${PACK:+--progress "$PACK/train_log.json"} "$@"
   }
   stamp "continue from $INIT on $NGPU GPU(s), $WORKERS data workers each: rebuild + verify + eval before, then train budget=$BUDGET"
   train_cont "$NGPU" || echo "TRAIN FAILED rc=$?"

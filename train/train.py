@@ -381,6 +381,7 @@ def main():
     ap.add_argument("--max-len", type=int, default=768)
     ap.add_argument("--heldout", default=None)
     ap.add_argument("--eval-limit", type=int, default=None)
+    ap.add_argument("--heldout-real", default=None, help="a second held-out set (data/heldout-real), after training")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=100, help="warm-up steps")
     ap.add_argument("--lr-floor", type=float, default=0.05, help="cosine ends at this fraction of --lr")
@@ -627,6 +628,11 @@ def main():
         res = evaluate_heldout(model.float(), enc, a.preset, dev, a.heldout, a.eval_limit)
         log["heldout_pytorch"] = res
         print(json.dumps({k: v for k, v in res.items() if k != "wrong_examples"}, indent=1), flush=True)
+        save_log()
+    if a.heldout_real:  # measured once, after training: never a training or selection signal
+        res = evaluate_heldout(model.float(), enc, a.preset, dev, a.heldout_real)
+        log["heldout_real_pytorch"] = res
+        print("HELDOUT_REAL", json.dumps({k: v for k, v in res.items() if k != "wrong_examples"}), flush=True)
         save_log()
 
 
