@@ -305,7 +305,7 @@ def evaluate_heldout(model, enc, preset, device, heldout_dir, limit=None):
     short = [r for r in rows if r["task"] != "describe"]
     desc = [r for r in rows if r["task"] == "describe"]
     t0 = time.time()
-    preds_s = greedy_generate(model, enc, [(imgs[r["image"]], r["question"]) for r in short], preset, device, 8)
+    preds_s = greedy_generate(model, enc, [(imgs[r["image"]], r["question"]) for r in short], preset, device, 16)
     preds_d = greedy_generate(model, enc, [(imgs[r["image"]], r["question"]) for r in desc], preset, device, 256)
     per = {}
     examples = []

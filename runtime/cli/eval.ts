@@ -1,13 +1,13 @@
 // npm run eval -- [--policy P[,P]] [--keep K[,K]] [--limit N | --per-task N] [--json] [--model DIR] [--device D]
 //   [--positions absolute|compressed] [--docs DIR] [--data FILE|DIR]
-// Runs the held-out set (data/heldout/samples.jsonl; --data: another samples.jsonl, or a folder holding one, such as
-// data/heldout-real) through the runtime for each policy x keep cell:
+// Runs the held-out sets (data/heldout and data/heldout-real, drawn by other renderers; --data: one samples.jsonl,
+// or a folder holding one) through the runtime for each policy x keep cell, one table per set:
 // exact-match accuracy on short answers, ROUGE-L F of "describe" answers against the FULL-cache greedy output
 // of the same model, and teacher-forced perplexity of the reference answers (first answer token from the full
 // prefill, the compressed cache applied before every later token). With --docs, writes the markdown table
 // and an SVG plot there.
 import { parseArgs } from 'node:util';
-import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir, packageRoot } from '../paths.js';
@@ -362,6 +362,28 @@ function mergeShardsCommand(positionals: string[], json: boolean, out: (s: strin
   return 0;
 }
 
+/** The held-out sets evaluated when --data is not given: data/heldout, and data/heldout-real (real renderers) too. */
+function defaultSets(single: boolean): string[] {
+  const root = join(packageRoot(), 'data');
+  const sets = [join(root, 'heldout'), join(root, 'heldout-real')].filter((d) => existsSync(join(d, 'samples.jsonl')));
+  return single ? sets.slice(0, 1) : sets;
+}
+
+function selectSamples(samples: Sample[], limit?: string, perTaskN?: string): Sample[] {
+  if (limit !== undefined) samples = samples.slice(0, parseIntOption('limit', limit, samples.length, 1, 1e6));
+  if (perTaskN !== undefined) samples = perTask(samples, parseIntOption('per-task', perTaskN, 1, 1, 1e6));
+  return samples;
+}
+
+function planFor(samples: Sample[], multiTurn: boolean, shard: [number, number] | null): EvalPlan {
+  const plan: EvalPlan = {};
+  if (multiTurn) {
+    const pairs = multiTurnPairs(samples);
+    plan.pairs = shard ? shardOf(pairs, shard[0], shard[1]).map((e) => e.x) : pairs;
+  } else if (shard) plan.indices = shardOf(samples, shard[0], shard[1]).map((e) => e.index);
+  return plan;
+}
+
 export async function main(argv = process.argv.slice(2), out = (s: string) => process.stdout.write(s), err = (s: string) => process.stderr.write(s)): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
@@ -400,35 +422,37 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
     const policies = (listOption(values.policy) ?? DEFAULT_POLICIES).map((p) => parsePolicy(p));
     const keeps = (listOption(values.keep) ?? ALL_KEEPS.map(String)).map((k) => parseKeep(k));
     const variant = variantOptions(values);
-    const positions = variant.positions;
     const shard = values.shard === undefined ? null : parseShard(values.shard);
     if (values.shard !== undefined && !shard) throw new BadInputError(`--shard must be i/n with 1 <= i <= n, got ${JSON.stringify(values.shard)}`);
-    const dataFile = samplesFile(resolve(values.data ?? join(packageRoot(), 'data', 'heldout')));
-    let samples = readSamples(dataFile);
-    if (values.limit !== undefined) samples = samples.slice(0, parseIntOption('limit', values.limit, samples.length, 1, 1e6));
-    if (values['per-task'] !== undefined) samples = perTask(samples, parseIntOption('per-task', values['per-task'], 1, 1, 1e6));
     const { cells, sameAsFull } = cellsFor(policies, keeps);
-    const plan: EvalPlan = {};
-    if (values['multi-turn']) {
-      const pairs = multiTurnPairs(samples);
-      plan.pairs = shard ? shardOf(pairs, shard[0], shard[1]).map((e) => e.x) : pairs;
-    } else if (shard) plan.indices = shardOf(samples, shard[0], shard[1]).map((e) => e.index);
+    // With no --data, every held-out set there is (one model load); a shard, a multi-turn run or --docs is of one set.
+    const single = !!(values.shard || values['multi-turn'] || values.docs);
+    const sets = listOption(values.data ? [values.data] : undefined) ?? defaultSets(single);
+    if (sets.length > 1 && single) throw new BadInputError('--shard, --multi-turn and --docs take one --data set');
     const vlm = await Vlm.load({ modelDir: resolve(values.model ?? defaultModelDir()), device: parseDevice(values.device) });
-    const noScores = needsImportance(cells, vlm.scoreOutputs !== null, values.model ?? 'the default model');
-    if (noScores) {
+    try {
+      const noScores = needsImportance(cells, vlm.scoreOutputs !== null, values.model ?? 'the default model');
+      if (noScores) throw noScores;
+      const results: { data: string; samples: number; pairs: boolean; rows: EvalRow[] }[] = [];
+      for (const set of sets) {
+        const samples = selectSamples(readSamples(samplesFile(resolve(set))), values.limit, values['per-task']);
+        const plan = planFor(samples, !!values['multi-turn'], shard);
+        const rows = await evaluate(vlm, samples, cells, variant, (s) => err(`${s}\n`), plan);
+        const full = rows.find((r) => r.policy === 'full');
+        if (full) for (const p of sameAsFull) rows.push({ ...full, policy: p });
+        if (full && !policies.includes('full')) rows.splice(rows.indexOf(full), 1);
+        const evaluated = plan.pairs ? plan.pairs.length : plan.indices ? plan.indices.length : samples.length;
+        results.push({ data: set, samples: evaluated, pairs: !!plan.pairs, rows });
+      }
+      const machine = machineInfo();
+      if (values.docs) writeDocs(resolve(values.docs), variant, !!values['multi-turn'], { machine, evaluated: results[0].samples, ...results[0] });
+      if (values.json) {
+        const one = (r: (typeof results)[number]) => ({ data: r.data, samples: r.samples, shard: values.shard ?? null, machine, rows: r.rows });
+        out(`${JSON.stringify(results.length === 1 ? one(results[0]) : { machine, sets: results.map(one) })}\n`);
+      } else out(`${results.map((r) => (results.length > 1 ? `## ${r.data} (${r.samples} samples)\n\n` : '') + markdownTable(r.rows)).join('\n\n')}\n`);
+    } finally {
       await vlm.release();
-      throw noScores;
     }
-    const rows = await evaluate(vlm, samples, cells, variant, (s) => err(`${s}\n`), plan);
-    const full = rows.find((r) => r.policy === 'full');
-    if (full) for (const p of sameAsFull) rows.push({ ...full, policy: p });
-    if (full && !policies.includes('full')) rows.splice(rows.indexOf(full), 1);
-    await vlm.release();
-    const machine = machineInfo();
-    const evaluated = plan.pairs ? plan.pairs.length : plan.indices ? plan.indices.length : samples.length;
-    if (values.docs) writeDocs(resolve(values.docs), variant, !!values['multi-turn'], { machine, evaluated, pairs: !!plan.pairs, rows });
-    if (values.json) out(`${JSON.stringify({ samples: evaluated, shard: values.shard ?? null, machine, rows })}\n`);
-    else out(`${markdownTable(rows)}\n`);
     return 0;
   } catch (e) {
     err(`error: ${oneLine(e)}\n`);
