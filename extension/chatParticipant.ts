@@ -143,8 +143,8 @@ export class VlmChat implements vscode.Disposable {
     const { result } = outcome;
     c.turns.push({ question, answer: result.answer, result });
     stream.markdown(`\n\n*${cacheSummary(result)}${outcome.followUp ? ' · follow-up, image not read again' : ''}*`);
-    await this.warn(stream, result);
     stream.button({ command: OPEN_IN_PANEL, title: 'Open in Panel', arguments: [c.id] });
+    await this.warn(stream, result);
     const metadata: VlmChatMetadata = { conversation: c.id, image, question, answer: result.answer, result };
     return { metadata };
   }
