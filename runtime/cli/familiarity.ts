@@ -22,9 +22,10 @@ Makes DIR/familiarity.json, the statistics of the unfamiliar-image check (answer
 model's training images carry the warning "unfamiliar-image"), from in-domain calibration images: the global
 image's vision features of each, a PCA of them, and a threshold from the images kept out of the fit. Run it again
 after the model is retrained (a familiarity.json made for another vision encoder is ignored). For the embedded
-model the calibration images come from its training generators:
-  /usr/bin/python3 train/calibration_images.py /tmp/calib 600 --styled
-  npm run familiarity -- --model models/default --images /tmp/calib --report data/heldout data/unfamiliar
+model the calibration images come from its training generators (add --styled for a model trained with
+train/styles.py):
+  /usr/bin/python3 train/calibration_images.py /tmp/calib 600
+  npm run familiarity -- --model models/default --images /tmp/calib --report data/heldout --report data/unfamiliar
 
 options:
   --model DIR          model folder (default: the embedded model, models/default)
