@@ -9,6 +9,7 @@ import type { PanelManager, TurnRecord } from './panel.js';
 import type { SettingsManager } from './settings.js';
 import type { WorkerHost } from './workerHost.js';
 import { log } from './log.js';
+import { modelsRoot } from './modelDownload.js';
 
 export interface AgentFeatures {
   chat: VlmChat;
@@ -25,8 +26,9 @@ export function registerAgentFeatures(deps: {
 }): AgentFeatures {
   const { context, host, settings, panels, history } = deps;
   const temp = new TempImages();
-  const chat = new VlmChat({ host, settings, temp }, context.extensionUri);
-  const tool = new AskImageTool({ host, settings });
+  const modelsDir = modelsRoot(context).fsPath;
+  const chat = new VlmChat({ host, settings, temp, modelsDir }, context.extensionUri);
+  const tool = new AskImageTool({ host, settings, modelsDir });
   context.subscriptions.push(temp, chat, vscode.lm.registerTool(TOOL_NAME, tool));
 
   // The chat's "Open in Panel" button: the panel shows the thread's turns and its follow-ups continue the cache.

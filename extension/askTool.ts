@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { askOnce, cacheSummary } from './oneShot.js';
 import type { SettingsManager } from './settings.js';
 import type { WorkerHost } from './workerHost.js';
+import { modelOffers, toolWarningText, unfamiliarWarning } from './unfamiliar.js';
 
 export const TOOL_NAME = 'elasticVlm_askImage';
 
@@ -36,7 +37,7 @@ const text = (s: string) => new vscode.LanguageModelToolResult([new vscode.Langu
 
 export class AskImageTool implements vscode.LanguageModelTool<AskImageInput> {
   /** One owner per call: each call is its own conversation (an agent's calls are independent questions). */
-  constructor(private readonly deps: { host: WorkerHost; settings: SettingsManager }) {}
+  constructor(private readonly deps: { host: WorkerHost; settings: SettingsManager; modelsDir?: string }) {}
 
   prepareInvocation(options: vscode.LanguageModelToolInvocationPrepareOptions<AskImageInput>): vscode.PreparedToolInvocation {
     const p = typeof options.input?.path === 'string' ? options.input.path : '';
@@ -58,6 +59,12 @@ export class AskImageTool implements vscode.LanguageModelTool<AskImageInput> {
     const file = resolveToolPath(input.path);
     const outcome = await askOnce(this.deps, {}, { image: file, question: input.question, followUp: false }, { cancel: token });
     if (!outcome.ok) return text(outcome.code === 'cancelled' ? 'Cancelled: no answer.' : `Error: ${outcome.message}`);
-    return text(`${outcome.result.answer}\n\n(${path.basename(file)}; ${cacheSummary(outcome.result)})`);
+    const answer = `${outcome.result.answer}\n\n(${path.basename(file)}; ${cacheSummary(outcome.result)})`;
+    const w = unfamiliarWarning(outcome.result.warnings);
+    if (!w) return text(answer);
+    const current = await this.deps.host.resolveModel().then((r) => r.modelDir, () => '');
+    const offers = this.deps.modelsDir ? await modelOffers(this.deps.modelsDir, current).catch(() => []) : [];
+    // First, so that an agent reads the doubt before the answer.
+    return text(`${toolWarningText(w, offers)}\n\n${answer}`);
   }
 }

@@ -11,6 +11,7 @@ import type { TempImages } from './clipboard.js';
 import type { SettingsManager } from './settings.js';
 import type { WorkerHost } from './workerHost.js';
 import { log } from './log.js';
+import { DOWNLOAD_MODEL_COMMAND, modelOffers, remedy, SELECT_MODEL_COMMAND, unfamiliarWarning } from './unfamiliar.js';
 
 export const PARTICIPANT_ID = 'elasticVlm.vlm';
 export const OPEN_IN_PANEL = 'elasticVlm.openChatInPanel';
@@ -35,6 +36,8 @@ export interface ChatDeps {
   host: WorkerHost;
   settings: SettingsManager;
   temp: TempImages;
+  /** Where downloaded models live (an unfamiliar image's offers). */
+  modelsDir?: string;
 }
 
 /** A binary attachment (a dropped or pasted image): ChatReferenceBinaryData in newer VS Code. */
@@ -141,8 +144,20 @@ export class VlmChat implements vscode.Disposable {
     c.turns.push({ question, answer: result.answer, result });
     stream.markdown(`\n\n*${cacheSummary(result)}${outcome.followUp ? ' · follow-up, image not read again' : ''}*`);
     stream.button({ command: OPEN_IN_PANEL, title: 'Open in Panel', arguments: [c.id] });
+    await this.warn(stream, result);
     const metadata: VlmChatMetadata = { conversation: c.id, image, question, answer: result.answer, result };
     return { metadata };
+  }
+
+  /** An unfamiliar image: the warning under the answer, and Download Model / Use buttons for the way out. */
+  private async warn(stream: vscode.ChatResponseStream, result: AskResult): Promise<void> {
+    const w = unfamiliarWarning(result.warnings);
+    if (!w) return;
+    const current = await this.deps.host.resolveModel().then((r) => r.modelDir, () => '');
+    const offers = this.deps.modelsDir ? await modelOffers(this.deps.modelsDir, current).catch(() => []) : [];
+    stream.markdown(`\n\n**Warning:** ${escapeMarkdown(w.message)} ${escapeMarkdown(remedy(offers))}`);
+    stream.button({ command: DOWNLOAD_MODEL_COMMAND, title: 'Download Model' });
+    for (const o of offers) stream.button({ command: SELECT_MODEL_COMMAND, title: `Use ${o.label}`, arguments: [o.dir] });
   }
 
   dispose(): void {

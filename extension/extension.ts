@@ -33,7 +33,7 @@ export function activate(context: vscode.ExtensionContext): ElasticVlmApi {
   const settings = new SettingsManager();
   host = new WorkerHost(context.extensionPath, () => settings.current);
   const statusBar = new StatusBar(host);
-  const panels = new PanelManager(context.extensionUri, host, settings);
+  const panels = new PanelManager(context.extensionUri, host, settings, modelsRoot(context).fsPath);
   const history = new QuestionHistory(context.globalState);
   context.subscriptions.push(settings, statusBar, panels);
   registerCommands({ context, panels, host, settings, history });

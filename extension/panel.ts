@@ -4,13 +4,14 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { AskResult, CacheOptions, CacheStats, ImportanceMap, KeptPositions } from '../runtime/protocol.js';
+import type { AskResult, AskWarning, CacheOptions, CacheStats, ImportanceMap, KeptPositions } from '../runtime/protocol.js';
 import { WorkerError } from '../runtime/worker/client.js';
 import { parseWebviewMessage, Throttle, type FromWebview, type ToWebview } from './webviewMessages.js';
 import type { SettingsManager } from './settings.js';
 import { cacheOptions } from './settingsCore.js';
 import type { WorkerHost } from './workerHost.js';
 import { log } from './log.js';
+import { DOWNLOAD_MODEL_COMMAND, modelOffers, SELECT_MODEL_COMMAND, unfamiliarWarning, type ModelOffer } from './unfamiliar.js';
 
 export const VIEW_TYPE = 'elasticVlm.panel';
 /** Cache statistics reach the webview at most this often (the worker sends them every few tokens). */
@@ -51,6 +52,8 @@ export class ImagePanel implements vscode.Disposable {
   private disposed = false;
   private readonly subs: vscode.Disposable[] = [];
   private readonly turnEmitter = new vscode.EventEmitter<TurnRecord>();
+  /** The downloaded models the last unfamiliar-image warning offered (useModel's ids index it). */
+  private offers: ModelOffer[] = [];
   /** Fires when a turn ends (answer, stop or error). */
   readonly onDidEndTurn = this.turnEmitter.event;
 
@@ -60,6 +63,8 @@ export class ImagePanel implements vscode.Disposable {
     private readonly host: WorkerHost,
     private readonly settings: SettingsManager,
     private readonly onDispose: (p: ImagePanel) => void,
+    /** Where downloaded models live (the warning's offers). */
+    private readonly modelsDir = '',
   ) {
     const name = path.basename(image.fsPath);
     this.panel = vscode.window.createWebviewPanel(VIEW_TYPE, `VLM: ${name}`, vscode.ViewColumn.Beside, {
@@ -179,6 +184,20 @@ export class ImagePanel implements vscode.Disposable {
       case 'showLog':
         log.show();
         return;
+      case 'downloadModel':
+        log.info('the panel\'s unfamiliar-image warning: Download Model');
+        void vscode.commands.executeCommand(DOWNLOAD_MODEL_COMMAND);
+        return;
+      case 'useModel': {
+        const offer = this.offers.find((o) => o.id === m.id);
+        if (!offer) {
+          this.rejected.push(`useModel: no offer ${m.id}`);
+          return;
+        }
+        log.info(`the panel's unfamiliar-image warning: switch to ${offer.dir}`);
+        await vscode.commands.executeCommand(SELECT_MODEL_COMMAND, offer.dir);
+        return;
+      }
       case 'pasteImage':
         // The Paste button: the image from the user's clipboard, asked about in a panel of its own.
         void vscode.commands.executeCommand('elasticVlm.askAboutClipboardImage', { mime: m.mime, data: m.data });
@@ -253,6 +272,7 @@ export class ImagePanel implements vscode.Disposable {
       tokens.flush();
       stats.push(result.cache);
       stats.flush();
+      await this.showWarnings(rec.turn, result.warnings);
       this.finishTurn(rec, result);
     } catch (e) {
       tokens.flush();
@@ -295,6 +315,17 @@ export class ImagePanel implements vscode.Disposable {
     this.post({ type: 'done', turn: rec.turn, result: { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } });
   }
 
+  /** A turn's warnings beside its answer; an unfamiliar image also gets the models to switch to. */
+  private async showWarnings(turn: number, warnings: readonly AskWarning[] | undefined): Promise<void> {
+    if (!warnings?.length) return;
+    if (unfamiliarWarning(warnings)) {
+      const current = await this.host.resolveModel().then((r) => r.modelDir, () => '');
+      this.offers = this.modelsDir ? await modelOffers(this.modelsDir, current).catch(() => []) : [];
+      log.info(`unfamiliar image ${path.basename(this.image.fsPath)}: ${unfamiliarWarning(warnings)!.message}`);
+    }
+    this.post({ type: 'warnings', turn, warnings: [...warnings], offers: this.offers.map(({ id, label }) => ({ id, label })) });
+  }
+
   private failTurn(rec: TurnRecord, e: unknown): void {
     const code = e instanceof WorkerError ? e.code : 'internal';
     let message = e instanceof Error ? e.message : String(e);
@@ -327,6 +358,7 @@ export class ImagePanel implements vscode.Disposable {
       this.post({ type: 'tokens', turn, text: t.answer });
       if (r) {
         this.post({ type: 'stats', stats: r.cache });
+        void this.showWarnings(turn, r.warnings);
         const { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } = r;
         this.post({ type: 'done', turn, result: { stopReason, generatedTokens, promptTokens, imageTokens, executionProvider, timings } });
       }
@@ -359,6 +391,7 @@ export class PanelManager implements vscode.Disposable {
     private readonly extensionUri: vscode.Uri,
     private readonly host: WorkerHost,
     private readonly settings: SettingsManager,
+    private readonly modelsDir = '',
   ) {
     this.sub = settings.onDidChange(() => {
       for (const p of this.panels.values()) void p.refreshSettings();
@@ -375,7 +408,7 @@ export class PanelManager implements vscode.Disposable {
       p = new ImagePanel(image, this.extensionUri, this.host, this.settings, (gone) => {
         if (this.panels.get(key) === gone) this.panels.delete(key);
         if (this.lastActive === gone) this.lastActive = undefined;
-      });
+      }, this.modelsDir);
       const created = p;
       created.panel.onDidChangeViewState((e) => {
         if (e.webviewPanel.active) this.lastActive = created;

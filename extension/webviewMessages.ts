@@ -1,10 +1,12 @@
 // The messages between the panel's webview and the extension, and the schema validator for every message the
 // webview sends. No `vscode` import and no DOM: shared by the extension, the webview bundle and the unit tests.
 import {
-  isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type AskResult, type CacheStats, type ElasticVariant, type Importance, type ImportanceMap, type KeptPositions, type PolicyName,
+  isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type AskResult, type AskWarning, type CacheStats, type ElasticVariant, type Importance, type ImportanceMap, type KeptPositions, type PolicyName,
 } from '../runtime/protocol.js';
 
 export const MAX_QUESTION_LENGTH = 4000;
+/** Downloaded models an unfamiliar-image warning offers at most (the rest are one Select Model away). */
+export const MAX_OFFERS = 3;
 /** Pasted images: the types the worker decodes, at most 20 MB (as base64). */
 export const PASTE_MIMES: readonly string[] = ['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/bmp'];
 export const MAX_PASTE_BASE64 = Math.ceil((20 * 1024 * 1024) / 3) * 4;
@@ -17,7 +19,10 @@ export type FromWebview =
   | { type: 'setCache'; policy: PolicyName; keep: number }
   | { type: 'showLog' }
   /** The panel's Paste button / Ctrl+V: an image from the user's clipboard, base64. */
-  | { type: 'pasteImage'; mime: string; data: string };
+  | { type: 'pasteImage'; mime: string; data: string }
+  /** The unfamiliar-image warning's offers: Download Model, or the downloaded model of that index in the offer list. */
+  | { type: 'downloadModel' }
+  | { type: 'useModel'; id: number };
 
 /** Extension -> webview. */
 export type ToWebview =
@@ -40,6 +45,8 @@ export type ToWebview =
   | { type: 'importance'; map: ImportanceMap }
   | { type: 'done'; turn: number; result: Pick<AskResult, 'stopReason' | 'generatedTokens' | 'promptTokens' | 'imageTokens' | 'executionProvider' | 'timings'> }
   | { type: 'error'; turn: number; message: string; code: string }
+  /** A turn's warnings (unfamiliar-image), with the downloaded models the panel offers to switch to. */
+  | { type: 'warnings'; turn: number; warnings: AskWarning[]; offers: { id: number; label: string }[] }
   | { type: 'busy'; busy: boolean };
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -49,6 +56,10 @@ const SCHEMA: Record<FromWebview['type'], Record<string, (v: unknown) => boolean
   ready: {},
   stop: {},
   showLog: {},
+  downloadModel: {},
+  useModel: {
+    id: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < MAX_OFFERS,
+  },
   ask: {
     question: (v) => typeof v === 'string' && v.trim().length > 0 && v.length <= MAX_QUESTION_LENGTH,
   },

@@ -1,7 +1,7 @@
 // The one door between the inference worker and its clients (the extension, its webview, the CLI): the wire
 // types and the lists every side validates against, each defined here once. The worker validates every request
 // with `parseRequest`. This module imports nothing but the model-folder layout, so the webview can bundle it.
-export { MODEL_GRAPHS, REQUIRED_ROOT_FILES, OPTIONAL_ROOT_FILES, onnxFileName } from './model/layout.js';
+export { MODEL_GRAPHS, REQUIRED_ROOT_FILES, OPTIONAL_ROOT_FILES, FAMILIARITY_FILE, onnxFileName } from './model/layout.js';
 
 /** Execution providers a user can ask for; `auto` picks one (runtime/model/sessions.ts). */
 export const DEVICES = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
@@ -135,6 +135,24 @@ export interface CacheStats {
   location: 'cpu' | 'gpu';
 }
 
+/**
+ * Why an answer, though it came, may not deserve trust. `unfamiliar-image`: the image's vision features lie far
+ * from those of the model's in-domain calibration images (the model folder's familiarity.json, made by
+ * `npm run familiarity`; docs/familiarity.md): a photo, a document page or a code screenshot shown to a model that
+ * knows only diagrams answers wrongly and confidently. A model folder without that file gets no such check.
+ */
+export const WARNING_CODES = ['unfamiliar-image'] as const;
+export type WarningCode = (typeof WARNING_CODES)[number];
+
+export interface AskWarning {
+  code: WarningCode;
+  /** One line for people. */
+  message: string;
+  /** unfamiliar-image: the image's score and the threshold it passed (higher is less familiar). */
+  score?: number;
+  threshold?: number;
+}
+
 export interface AskResult {
   answer: string;
   promptTokens: number;
@@ -144,6 +162,8 @@ export interface AskResult {
   stopReason: 'eos' | 'length' | 'cancelled';
   timings: Timings;
   cache: CacheStats;
+  /** Warnings about this answer (every turn about an image carries that image's); empty when none. */
+  warnings: AskWarning[];
 }
 
 export interface ModelInfo {
@@ -154,6 +174,8 @@ export interface ModelInfo {
   layers: number;
   scores: boolean;
   loadMs: number;
+  /** Whether answers are checked for unfamiliar images (the folder has a valid familiarity.json for its vision encoder). */
+  familiarity: boolean;
 }
 
 /** Prefill importance of the image tokens, for the heat map: one value per image token, with its tile geometry. */

@@ -14,7 +14,8 @@ import { presentName, type KvDtype } from './cache/store.js';
 import { f32ToF16 } from './util/half.js';
 import type { Device, ImageDetail } from './protocol.js';
 import { Conversation, type EncodedImage, type ForwardCounters, type LoadedModel } from './generate/conversation.js';
-import { concatRows, feedable, tokenIds } from './generate/tensors.js';
+import { concatRows, feedable, tokenIds, toFloat } from './generate/tensors.js';
+import { checkFeatures, loadFamiliarity, type FamiliarityModel, type FamiliarityResult } from './model/familiarity.js';
 
 /** No tensor of the vision encoder's above this: tiles go through it in batches (one attention tensor per tile). */
 export const MAX_TENSOR_BYTES = 256 * 1024 * 1024;
@@ -63,6 +64,9 @@ export class Vlm implements LoadedModel {
     readonly visionBatchTiles: number,
     /** Why attention importance is unavailable (null when it is available). */
     readonly scoresUnavailable: string | null = null,
+    /** The unfamiliar-image statistics (familiarity.json), null without them; `familiarityReason` says why. */
+    readonly familiarity: FamiliarityModel | null = null,
+    readonly familiarityReason = '',
   ) {}
 
   /** Builder-made fused decoders may lack position_ids (rotary inside GroupQueryAttention): feed it only when taken. */
@@ -121,7 +125,9 @@ export class Vlm implements LoadedModel {
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);
     const perTile = config.visionHeads * config.patchesPerTile ** 2 * 4; // one tile's attention probabilities, fp32
     const batch = opts.visionBatchTiles ?? Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile));
-    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable);
+    const fam = loadFamiliarity(opts.modelDir, config.files.vision, config.hiddenSize, config.imageSeqLen);
+    log(fam.reason);
+    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable, fam.model, fam.reason);
   }
 
   /** Starts a conversation about one image (the cache lives in the conversation). */
@@ -162,10 +168,16 @@ export class Vlm implements LoadedModel {
     const pre = await preprocess(await decodeImageBytes(bytes), detailConfig(this.config.image, detail));
     const tv = performance.now();
     const features = await this.vision(pre);
-    const encoded: EncodedImage = { layout: { rows: pre.rows, cols: pre.cols, numImages: pre.numImages }, features, visionMs: performance.now() - tv };
+    const visionMs = performance.now() - tv;
+    const encoded: EncodedImage = { layout: { rows: pre.rows, cols: pre.cols, numImages: pre.numImages }, features, visionMs, familiarity: this.familiarityOf(features) };
     this.encoded.set(key, encoded);
     while (this.encoded.size > ENCODED_IMAGES_KEPT) this.encoded.delete(this.encoded.keys().next().value!);
     return encoded;
+  }
+
+  /** The unfamiliar-image check of an image's vision features (null when the model folder has no statistics). */
+  familiarityOf(features: Tensor): FamiliarityResult | null {
+    return this.familiarity ? checkFeatures(this.familiarity, toFloat(features)) : null;
   }
 
   /** The vision encoder over every tile, in batches small enough that no tensor passes MAX_TENSOR_BYTES. */

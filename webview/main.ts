@@ -1,5 +1,5 @@
 // The panel's UI. Model output is only ever inserted as text (textContent / text nodes), never as HTML.
-import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, SAFE_KEEP_MIN, type CacheStats, type ElasticVariant, type Importance, type ImportanceMap, type KeptPositions } from '../runtime/protocol.js';
+import { isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, SAFE_KEEP_MIN, type AskWarning, type CacheStats, type ElasticVariant, type Importance, type ImportanceMap, type KeptPositions } from '../runtime/protocol.js';
 import { fmtBytes } from '../extension/format.js';
 import { MAX_QUESTION_LENGTH, PASTE_MIMES, type FromWebview, type ToWebview } from '../extension/webviewMessages.js';
 import * as ui from './ui.js';
@@ -249,6 +249,38 @@ function addTurn(turn: number, q: string, followUp: boolean, note?: string): voi
   article.scrollIntoView({ block: 'end' });
 }
 
+/**
+ * A turn's warnings beside its answer. unfamiliar-image: the worker's line, and the way out: Download Model, or
+ * Use for each model already downloaded (the extension maps the offer's id back to its folder).
+ */
+function showWarnings(turn: number, warnings: AskWarning[], offers: { id: number; label: string }[]): void {
+  const t = turnEls.get(turn);
+  if (!t) return;
+  for (const w of warnings) {
+    const box = h('div', { className: `warning ${w.code}`, id: `warning-${turn}` });
+    box.setAttribute('role', 'status');
+    box.dataset.code = w.code;
+    box.appendChild(h('div', { className: 'warning-text', text: w.message }));
+    if (w.code === 'unfamiliar-image') {
+      box.appendChild(h('div', { className: 'warning-text', text: 'A larger model answers such images.' }));
+      const row = h('div', { className: 'warning-actions' });
+      const download = ui.button('Download Model', { id: `download-model-${turn}`, title: 'Elastic VLM: Download Model (a SmolVLM)' });
+      download.addEventListener('click', () => send({ type: 'downloadModel' }));
+      row.appendChild(download);
+      for (const o of offers) {
+        const use = ui.button(`Use ${o.label}`, { id: `use-model-${turn}-${o.id}`, secondary: true, title: 'Switch to this downloaded model for the next question' });
+        use.addEventListener('click', () => {
+          send({ type: 'useModel', id: o.id });
+          status.textContent = `Switching to ${o.label}: ask again to get its answer.`;
+        });
+        row.appendChild(use);
+      }
+      box.appendChild(row);
+    }
+    t.answer.after(box);
+  }
+}
+
 function finishTurn(turn: number): { article: HTMLElement; answer: HTMLElement; meta: HTMLElement } | undefined {
   const t = turnEls.get(turn);
   t?.answer.setAttribute('aria-busy', 'false');
@@ -315,6 +347,9 @@ window.addEventListener('message', (ev: MessageEvent) => {
       status.textContent = r.stopReason === 'cancelled' ? 'Stopped.' : 'Answer complete.';
       return;
     }
+    case 'warnings':
+      showWarnings(m.turn, m.warnings, m.offers);
+      return;
     case 'error': {
       const t = finishTurn(m.turn);
       const box = h('div', { className: 'error', text: m.message });

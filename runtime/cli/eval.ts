@@ -1,5 +1,7 @@
 // npm run eval -- [--policy P[,P]] [--keep K[,K]] [--limit N | --per-task N] [--json] [--model DIR] [--device D]
 //   [--positions absolute|compressed] [--docs DIR] [--data FILE|DIR]
+//   npm run eval -- --familiarity [DIR ...]: the unfamiliar-image flag rate per set (default data/heldout,
+//   data/unfamiliar, data/heldout-real) and the accuracy by flag
 // Runs the held-out sets (data/heldout and data/heldout-real, drawn by other renderers; --data: one samples.jsonl,
 // or a folder holding one) through the runtime for each policy x keep cell, one table per set:
 // exact-match accuracy on short answers, ROUGE-L F of "describe" answers against the FULL-cache greedy output
@@ -18,6 +20,7 @@ import { linePlotSvg } from '../eval/plot.js';
 import { machineInfo } from '../eval/machine.js';
 import { listOption, parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 import { bootstrap, metrics, parseShard, shardOf, type Interval, type Item } from './evalStats.js';
+import { defaultFamiliaritySets, familiarityReport } from './familiarityRates.js';
 import { ELASTIC_VARIANTS, IMPORTANCES, isOneOf, type CacheOptions, type ElasticKnobs, type ElasticVariant, type Importance } from '../protocol.js';
 
 export interface Sample {
@@ -384,6 +387,18 @@ function planFor(samples: Sample[], multiTurn: boolean, shard: [number, number] 
   return plan;
 }
 
+/** --familiarity [DIR ...]: the flag rate of each set under the model's familiarity.json (familiarityRates.ts). */
+async function familiarityCommand(dirs: string[], values: Values, out: (s: string) => void): Promise<number> {
+  const vlm = await Vlm.load({ modelDir: resolve((values.model as string | undefined) ?? defaultModelDir()), device: parseDevice(values.device as string | undefined), scores: false });
+  try {
+    const r = await familiarityReport(vlm, dirs.length ? dirs : defaultFamiliaritySets(packageRoot()));
+    out(values.json ? `${JSON.stringify({ machine: machineInfo(), rates: r.rates, accuracy: r.accuracy })}\n` : `${r.markdown}\n`);
+    return 0;
+  } finally {
+    await vlm.release();
+  }
+}
+
 export async function main(argv = process.argv.slice(2), out = (s: string) => process.stdout.write(s), err = (s: string) => process.stderr.write(s)): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
@@ -415,9 +430,11 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
         'merge-shards': { type: 'boolean' },
         data: { type: 'string' },
         docs: { type: 'string' },
+        familiarity: { type: 'boolean' },
       },
     });
     if (values['merge-shards']) return mergeShardsCommand(positionals, !!values.json, out);
+    if (values.familiarity) return await familiarityCommand(positionals, values, out);
     if (positionals.length) throw new BadInputError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const policies = (listOption(values.policy) ?? DEFAULT_POLICIES).map((p) => parsePolicy(p));
     const keeps = (listOption(values.keep) ?? ALL_KEEPS.map(String)).map((k) => parseKeep(k));

@@ -13,7 +13,8 @@ import { GpuKvStore } from '../cache/gpuStore.js';
 import { createPolicy } from '../cache/policies/index.js';
 import { planSummary } from '../cache/compact.js';
 import type { CachePlan, CachePolicy, WindowAttention } from '../cache/types.js';
-import type { AskResult, CacheOptions, CacheStats, GenerateOptions, ImageDetail, ImportanceMap, KeptPositions, Timings } from '../protocol.js';
+import type { AskResult, AskWarning, CacheOptions, CacheStats, GenerateOptions, ImageDetail, ImportanceMap, KeptPositions, Timings } from '../protocol.js';
+import { unfamiliarWarning, type FamiliarityResult } from '../model/familiarity.js';
 import { KeptTracker } from '../cache/kept.js';
 import { importanceMap, spliceImageFeatures, type ImageLayout } from './imageTokens.js';
 import { lastLogits, ones, positionIds, toFloat } from './tensors.js';
@@ -35,6 +36,8 @@ export interface LoadedModel {
   readonly loadMs: number;
   readonly counters: ForwardCounters;
   encodeImage(image: string | Buffer, detail?: ImageDetail): Promise<EncodedImage>;
+  /** The unfamiliar-image check of vision features; null when the model has no familiarity statistics. */
+  familiarityOf(features: Tensor): FamiliarityResult | null;
   embed(ids: number[]): Promise<Tensor>;
   vision(pre: Preprocessed): Promise<Tensor>;
   decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
@@ -46,6 +49,8 @@ export interface EncodedImage {
   features: Tensor;
   /** Time the vision encoder took (0 when the features came from the cache). */
   visionMs: number;
+  /** The unfamiliar-image check of these features (null: the model has no statistics). */
+  familiarity: FamiliarityResult | null;
 }
 
 export interface ForwardCounters {
@@ -118,6 +123,8 @@ export class Conversation {
   private newImageMask: Uint8Array | null = null;
   /** Which position each cache slot holds, per layer (only when the first turn asked for trackKept). */
   private kept: KeptTracker | null = null;
+  /** The image's warnings: every turn about it carries them. */
+  private warnings: AskWarning[] = [];
 
   constructor(private readonly model: LoadedModel) {}
 
@@ -130,7 +137,8 @@ export class Conversation {
   async askPreprocessed(pre: Preprocessed, question: string, opts: TurnOptions, cb: AskCallbacks = {}): Promise<TurnResult> {
     const t0 = performance.now();
     const features = await this.model.vision(pre);
-    const encoded = { layout: { rows: pre.rows, cols: pre.cols, numImages: pre.numImages }, features, visionMs: performance.now() - t0 };
+    const visionMs = performance.now() - t0;
+    const encoded = { layout: { rows: pre.rows, cols: pre.cols, numImages: pre.numImages }, features, visionMs, familiarity: this.model.familiarityOf(features) };
     return this.firstTurn(encoded, question, opts, cb, t0);
   }
 
@@ -142,6 +150,7 @@ export class Conversation {
     this.imageTokens = spliceImageFeatures(embeds, image.features, ids, config.imageTokenId);
 
     this.reset(opts.cache);
+    this.warnings = image.familiarity && !image.familiarity.familiar ? [unfamiliarWarning(image.familiarity)] : [];
     this.newImageMask = Uint8Array.from(ids, (id) => (id === config.imageTokenId ? 1 : 0));
     this.kept = cb.trackKept ? new KeptTracker(config.numLayers, ids.length) : null;
     this.kept?.append(ids.map((id) => (id === config.imageTokenId ? 'i' : 't')).join(''));
@@ -321,6 +330,7 @@ export class Conversation {
       stopReason,
       timings,
       cache: stats,
+      warnings: this.warnings.map((w) => ({ ...w })),
       forcedLogProbs: chooser.forcing ? chooser.forcedLogProbs : undefined,
     };
   }

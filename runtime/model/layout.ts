@@ -10,11 +10,13 @@ export const REQUIRED_ROOT_FILES = ['config.json', 'preprocessor_config.json', '
 
 /**
  * Root files read when present: the end tokens fall back to config.json without generation_config.json, and the
- * chat template may sit in tokenizer_config.json, chat_template.json or chat_template.jinja.
+ * chat template may sit in tokenizer_config.json, chat_template.json or chat_template.jinja. FAMILIARITY_FILE holds
+ * the statistics of the unfamiliar-image check (this project's; published SmolVLM folders have none, so no check).
  */
+export const FAMILIARITY_FILE = 'familiarity.json';
 export const OPTIONAL_ROOT_FILES = [
   'processor_config.json', 'generation_config.json', 'special_tokens_map.json', 'added_tokens.json',
-  'chat_template.json', 'chat_template.jinja',
+  'chat_template.json', 'chat_template.jinja', FAMILIARITY_FILE,
 ] as const;
 
 /** onnx/ file name of a graph for a dtype: '' or 'fp32' -> name.onnx, else name_{dtype}.onnx (as published). */

@@ -67,6 +67,7 @@ function cancelledBeforeStart(req: Extract<Request, { type: 'ask' | 'followUp' }
       policy: cache.policy, keep: cache.keep, tokensSeen: 0, budget: 0, perLayerLength: [], bytes: 0, fullBytes: 0,
       merged: 0, evicted: 0, location: vlm?.provider === 'webgpu' ? 'gpu' : 'cpu',
     },
+    warnings: [],
   };
 }
 
@@ -90,6 +91,7 @@ async function handle(req: Request): Promise<void> {
             layers: vlm.config.numLayers,
             scores: vlm.scoreOutputs !== null,
             loadMs: vlm.loadMs,
+            familiarity: vlm.familiarity !== null,
           },
         });
         return;

@@ -46,6 +46,8 @@ INSTALLED=${INSTALLED%/}
 say "6/8 workspace of sample images"
 [ -d media/samples ] && cp -r media/samples/. "$WORK/ws/" 2>/dev/null || true
 node "$HERE/make-images.js" "$WORK/ws" >/dev/null
+# a photo of the unfamiliar set: the panel's unfamiliar-image warning (ui.test.js)
+cp data/unfamiliar/photo_ladybird.jpg "$WORK/ws/ladybird.jpg"
 # a calm workbench for the screenshots: no welcome page, no chat side bar
 mkdir -p "$WORK/ws/.vscode"
 cat > "$WORK/ws/.vscode/settings.json" <<'JSON'

@@ -142,9 +142,43 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     if (!/^\d+$/.test(tokens) || Number(tokens) <= 0) throw new Error(`tokens seen: ${tokens}`);
     if (!/of .*\(\d+%\)/.test(bytes)) throw new Error(`bytes: ${bytes}`);
     if ((await f.locator('#kept-strips rect.pos').count()) < 1) throw new Error('no kept-position strips');
+    if (await f.locator('.warning.unfamiliar-image').count()) throw new Error('an in-domain screenshot got the unfamiliar-image warning');
     await page.locator('.tab', { hasText: 'VLM: ui.png' }).waitFor({ timeout: 5000 });
     await page.waitForTimeout(500);
     await shot('panel-answer');
+  });
+
+  // Beside the first panel (an in-domain screenshot, no warning): a photo, whose answer carries the warning.
+  await step('a photo: the answer carries the unfamiliar-image warning and offers Download Model', async () => {
+    await contextMenu(page, 'ladybird.jpg');
+    await page.locator('.context-view .action-menu-item', { hasText: 'Ask About Image' }).hover();
+    await page.keyboard.press('Enter');
+    await typeQuestion(page, 'What is in this image?');
+    const f = await panelFrame(page, 'ladybird.jpg');
+    await waitTurn(f, 1);
+    const box = f.locator('#warning-1');
+    await box.waitFor({ timeout: 10000 });
+    if ((await box.getAttribute('data-code')) !== 'unfamiliar-image') throw new Error(`warning code ${await box.getAttribute('data-code')}`);
+    const text = await box.textContent();
+    if (!/unlike the images this model was trained on/.test(text)) throw new Error(`warning: ${text}`);
+    // beside the answer: right after it, in the turn
+    if (!(await f.evaluate(() => document.getElementById('answer-1').nextElementSibling?.id === 'warning-1'))) throw new Error('the warning is not beside the answer');
+    const offers = await f.locator('#warning-1 vscode-button').allTextContents();
+    lap(`warning: ${text.slice(0, 120)} | offers: ${offers.map((o) => o.trim()).join(', ')}`);
+    if (!offers.some((o) => o.trim() === 'Download Model')) throw new Error(`offers: ${offers.join(', ')}`);
+    // the extension-host tests downloaded a (fake) SmolVLM-256M q4 into the models folder: the warning offers it
+    if (process.env.E2E_SKIP !== 'ext' && !offers.some((o) => o.trim() === 'Use SmolVLM-256M-Instruct (q4)')) throw new Error(`no switch to the downloaded model: ${offers.join(', ')}`);
+    await page.waitForTimeout(300);
+    await shot('panel-unfamiliar');
+    // Download Model runs the command: its model pick opens
+    await f.locator('#download-model-1').click();
+    const title = page.locator('.quick-input-widget .quick-input-title');
+    await page.waitForFunction(() => /Download Model/.test(document.querySelector('.quick-input-widget .quick-input-title')?.textContent || ''), null, { timeout: 20000 });
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'SmolVLM-256M-Instruct' }).first().waitFor({ timeout: 10000 });
+    lap(`Download Model opened: ${await title.textContent()}`);
+    await shot('panel-unfamiliar-download');
+    await page.keyboard.press('Escape');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 5000 });
   });
 
   await step('palette: Elastic VLM: Ask About Image -> pick an image -> answer in a new panel', async () => {

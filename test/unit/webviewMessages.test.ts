@@ -12,6 +12,9 @@ test('valid webview messages pass the schema', () => {
     { type: 'setCache', policy: 'elastic', keep: 0.5 },
     { type: 'setCache', policy: 'full', keep: 1 },
     { type: 'setCache', policy: 'h2o', keep: 0.05 },
+    { type: 'downloadModel' },
+    { type: 'useModel', id: 0 },
+    { type: 'useModel', id: 2 },
   ]) {
     const r = parseWebviewMessage(m);
     assert.equal(r.ok, true, JSON.stringify(m));
@@ -31,6 +34,9 @@ test('unknown and malformed webview messages are rejected with a reason', () => 
     { type: 'setCache', policy: 'magic', keep: 0.5 }, { type: 'setCache', policy: 'elastic', keep: 0 },
     { type: 'setCache', policy: 'elastic', keep: 1.5 }, { type: 'setCache', policy: 'elastic', keep: NaN },
     { type: 'setCache', policy: 'elastic', keep: '0.5' }, { type: 'setCache', policy: 'elastic', keep: Infinity },
+    // the warning's offers: an index into the extension's own list, never a path
+    { type: 'useModel' }, { type: 'useModel', id: -1 }, { type: 'useModel', id: 3 }, { type: 'useModel', id: 0.5 },
+    { type: 'useModel', id: '0' }, { type: 'useModel', id: 0, dir: '/tmp/evil' }, { type: 'downloadModel', repo: 'x/y' },
   ];
   for (const m of bad) {
     const r = parseWebviewMessage(m);

@@ -183,6 +183,29 @@ describe('Chat participant, language-model tool, clipboard', function () {
     assert.match(textOf(await invoke({ path: 'small.png', question: 'What is this?' })), /^Error: The model folder .* does not exist/);
   });
 
+  it('an unfamiliar image (a photo): @vlm and the tool say so, with Download Model; an in-domain chart gets no warning', async () => {
+    const a = await api();
+    const r = recorder();
+    const res = await a.agent.chat.handle(request('What is in this image?', [{ id: 'file', value: wsFile('ladybird.jpg') }]), none, r.stream, token().token);
+    assert.equal(res.errorDetails, undefined, r.text);
+    assert.match(r.text, /\*\*Warning:\*\* This image looks unlike the images this model was trained on .*Download Model/);
+    const commands = r.buttons.map((b) => b.command);
+    assert.ok(commands.includes('elasticVlm.downloadModel'), `buttons: ${commands.join(', ')}`);
+    assert.ok(commands.includes('elasticVlm.openChatInPanel'));
+    assert.deepEqual((res.metadata as VlmChatMetadata).result!.warnings.map((w) => w.code), ['unfamiliar-image']);
+    const chart = recorder();
+    await a.agent.chat.handle(request('How many bars are there?', [{ id: 'file', value: wsFile('bars.png') }]), none, chart.stream, token().token);
+    assert.doesNotMatch(chart.text, /Warning/, chart.text);
+    assert.ok(!chart.buttons.some((b) => b.command === 'elasticVlm.downloadModel'));
+    const invoke = (input: object) => vscode.lm.invokeTool(TOOL, { input, toolInvocationToken: undefined });
+    const photo = textOf(await invoke({ path: 'ladybird.jpg', question: 'What is in this image?' }));
+    assert.match(photo, /^Warning \(unfamiliar-image\): This image looks unlike .*Elastic VLM: Download Model/);
+    assert.match(photo, /\(ladybird\.jpg; Cache: /, 'the answer follows the warning');
+    const bars = textOf(await invoke({ path: 'bars.png', question: 'How many bars are there?' }));
+    assert.doesNotMatch(bars, /Warning/, bars);
+    console.log(`unfamiliar: chat ${JSON.stringify(r.text.slice(-200))} | tool ${JSON.stringify(photo.slice(0, 200))}`);
+  });
+
   it('the tool asks for confirmation before reading a file outside the workspace, not inside', async () => {
     const a = await api();
     const tool = a.agent.tool;

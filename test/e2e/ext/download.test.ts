@@ -3,8 +3,9 @@ import * as vscode from 'vscode';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { api, setSetting } from './helpers.js';
+import { api, setSetting, wsFile } from './helpers.js';
 import { startFakeHub, smolvlmLikeFiles, type FakeHub } from '../fakeHub.js';
+import type { TurnRecord } from '../../../extension/panel.js';
 
 const REPO = 'HuggingFaceTB/SmolVLM-256M-Instruct';
 
@@ -59,5 +60,28 @@ describe('Download Model against a loopback hub', function () {
     await vscode.commands.executeCommand('elasticVlm.selectModel', '');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(a.settings.current.modelPath, '');
+  });
+
+  it("an unfamiliar image's warning in the panel offers the downloaded model, and Use switches to it", async () => {
+    const a = await api();
+    const installed = fs.readdirSync(a.modelsDir).find((n) => n.endsWith('--q4'));
+    assert.ok(installed, `the q4 download is installed: ${fs.readdirSync(a.modelsDir)}`);
+    const rec = await vscode.commands.executeCommand<TurnRecord>('elasticVlm.askAboutImage', wsFile('ladybird.jpg'), 'What is in this image?');
+    assert.equal(rec.error, undefined, rec.error?.message);
+    assert.deepEqual(rec.result!.warnings.map((w) => w.code), ['unfamiliar-image']);
+    const panel = a.panels.get(wsFile('ladybird.jpg')) as unknown as { offers: { id: number; label: string; dir: string }[]; onMessage(m: unknown): Promise<void>; rejected: string[]; dispose(): void };
+    const offer = panel.offers.find((o) => o.dir === path.join(a.modelsDir, installed));
+    assert.ok(offer, `offers: ${JSON.stringify(panel.offers)}`);
+    assert.equal(offer.label, 'SmolVLM-256M-Instruct (q4)');
+    // the webview names an offer by its index, never by a path
+    await panel.onMessage({ type: 'useModel', id: 7 });
+    assert.equal(a.settings.current.modelPath, '', 'an unknown offer changes nothing');
+    await panel.onMessage({ type: 'useModel', id: offer.id });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(a.settings.current.modelPath, offer.dir);
+    await vscode.commands.executeCommand('elasticVlm.selectModel', '');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(a.settings.current.modelPath, '');
+    panel.dispose();
   });
 });
