@@ -10,8 +10,8 @@ import { BadInputError, isBadInput, oneLine } from '../errors.js';
 import { defaultModelDir } from '../paths.js';
 import { Vlm } from '../vlm.js';
 import { FAMILIARITY_FILE } from '../model/layout.js';
-import { FAMILIARITY_FORMAT, FAMILIARITY_SIGNAL, FAMILIARITY_VERSION, sha256File, type FamiliarityFile, type FamiliarityModel } from '../model/familiarity.js';
-import { fitFamiliarity, quantile } from '../model/familiarityFit.js';
+import { FAMILIARITY_FORMAT, FAMILIARITY_HEAD_SIGNAL, FAMILIARITY_SIGNAL, FAMILIARITY_VERSION, sha256File, type FamiliarityFile, type FamiliarityModel } from '../model/familiarity.js';
+import { fitFamiliarity, fitHead, quantile } from '../model/familiarityFit.js';
 import { machineInfo } from '../eval/machine.js';
 import { flagRates, flagTable, imagesIn, pooledOf } from './familiarityRates.js';
 import { listOption, parseDevice, parseIntOption } from './options.js';
@@ -24,13 +24,16 @@ image's vision features of each, a PCA of them, and a threshold from the images 
 after the model is retrained (a familiarity.json made for another vision encoder is ignored). For the embedded
 model the calibration images come from its training generators (add --styled for a model trained with
 train/styles.py):
-  /usr/bin/python3 train/calibration_images.py /tmp/calib 600
-  npm run familiarity -- --model models/default --images /tmp/calib --report data/heldout --report data/unfamiliar
+  /usr/bin/python3 train/calibration_images.py /tmp/calib 600 --styled
+  /usr/bin/python3 train/ood_images.py /tmp/ood 400
+  npm run familiarity -- --model models/default --images /tmp/calib --negatives /tmp/ood --report data/heldout --report data/unfamiliar
 
 options:
   --model DIR          model folder (default: the embedded model, models/default)
   --images DIR         a folder of calibration images (png, jpg, webp, gif, bmp); repeatable; never test images
-  --components K       principal directions kept (default 64; at most the feature width - 1)
+  --negatives DIR      images unlike the calibration images, from other sources (train/ood_images.py); repeatable;
+                       with it the check is a logistic head trained on --images against these, not a PCA
+  --components K       principal directions kept (default 64; at most the feature width - 1; PCA only)
   --quantile Q         the threshold: this quantile of the held-out calibration images' scores (default 0.99)
   --out FILE           write here instead of DIR/familiarity.json
   --report DIR         after writing, the flag rate of each folder (repeatable); measurement only
@@ -62,6 +65,7 @@ function parse(argv: string[]) {
     options: {
       model: { type: 'string' },
       images: { type: 'string', multiple: true },
+      negatives: { type: 'string', multiple: true },
       components: { type: 'string' },
       quantile: { type: 'string' },
       out: { type: 'string' },
@@ -81,6 +85,7 @@ function parse(argv: string[]) {
     json: !!values.json,
     modelDir: resolve(values.model ?? defaultModelDir()),
     images,
+    negatives: listOption(values.negatives) ?? [],
     report: listOption(values.report) ?? [],
     components: parseIntOption('components', values.components, 64, 1, 4096),
     quantile: q,
@@ -99,13 +104,14 @@ function fileOf(o: Options, vlm: Vlm, model: FamiliarityModel, fit: { fitScores:
   return {
     format: FAMILIARITY_FORMAT,
     version: FAMILIARITY_VERSION,
-    signal: FAMILIARITY_SIGNAL,
+    signal: model.head ? FAMILIARITY_HEAD_SIGNAL : FAMILIARITY_SIGNAL,
     featureDim: model.dim,
     globalTokens: model.globalTokens,
     mean: Array.from(model.mean, r7),
     components: Array.from({ length: k }, (_, i) => Array.from(model.components.subarray(i * model.dim, (i + 1) * model.dim), r7)),
     variances: Array.from(model.variances, r7),
     residualVariance: r7(model.residualVariance),
+    ...(model.head ? { head: { scale: Array.from(model.head.scale, r7), weights: Array.from(model.head.weights, r7), bias: r7(model.head.bias) } } : {}),
     threshold: r7(model.threshold),
     thresholdRule: `quantile ${o.quantile} of the scores of the ${fit.thresholdScores.length} calibration images kept out of the fit (every fourth by name)`,
     vision: { file: relative(o.modelDir, vlm.config.files.vision).split('\\').join('/'), sha256: sha256File(vlm.config.files.vision) },
@@ -114,6 +120,7 @@ function fileOf(o: Options, vlm: Vlm, model: FamiliarityModel, fit: { fitScores:
       fitImages: fit.fitScores.length,
       thresholdImages: fit.thresholdScores.length,
       folders: sources.map(folderInfo),
+      ...(o.negatives.length ? { negatives: o.negatives.map(folderInfo), negativeHeldOutFlagged: (fit as { negativeHeldOutFlagged?: number }).negativeHeldOutFlagged } : {}),
       detail: 'full',
       components: k,
       fitScores: q(fit.fitScores),
@@ -121,6 +128,15 @@ function fileOf(o: Options, vlm: Vlm, model: FamiliarityModel, fit: { fitScores:
       made: { date: m.date, commit: m.commit, command: `npm run familiarity -- ${argv.join(' ')}` },
     },
   };
+}
+
+async function encodeAll(vlm: Vlm, files: string[], err: (s: string) => void): Promise<Float64Array[]> {
+  const pooled: Float64Array[] = [];
+  for (const [i, f] of files.entries()) {
+    pooled.push((await pooledOf(vlm, f)).vector);
+    if ((i + 1) % 100 === 0) err(`familiarity: ${i + 1} of ${files.length} images encoded\n`);
+  }
+  return pooled;
 }
 
 async function run(o: Options, argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<void> {
@@ -131,13 +147,14 @@ async function run(o: Options, argv: string[], out: (s: string) => void, err: (s
     const k = Math.min(o.components, vlm.config.hiddenSize - 1, Math.floor((files.length * 3) / 4) - 2);
     if (k < 1) throw new BadInputError('too few calibration images for even one principal direction');
     const t0 = performance.now();
-    const pooled: Float64Array[] = [];
-    for (const [i, f] of files.entries()) {
-      pooled.push((await pooledOf(vlm, f)).vector);
-      if ((i + 1) % 100 === 0) err(`familiarity: ${i + 1} of ${files.length} images encoded\n`);
-    }
+    const pooled = await encodeAll(vlm, files, err);
+    const negFiles = o.negatives.flatMap((d) => imagesIn(d));
+    if (o.negatives.length && negFiles.length < 8) throw new BadInputError(`${negFiles.length} unlike images under --negatives are too few (at least 8)`);
+    const neg = negFiles.length ? await encodeAll(vlm, negFiles, err) : [];
     const encodeS = (performance.now() - t0) / 1000;
-    const fit = fitFamiliarity(pooled, { components: k, quantile: o.quantile, globalTokens: vlm.config.imageSeqLen });
+    const fit = neg.length
+      ? fitHead(pooled, neg, { quantile: o.quantile, globalTokens: vlm.config.imageSeqLen })
+      : fitFamiliarity(pooled, { components: k, quantile: o.quantile, globalTokens: vlm.config.imageSeqLen });
     const file = fileOf(o, vlm, fit.model, fit, o.images, argv);
     const dest = resolve(o.out ?? join(o.modelDir, FAMILIARITY_FILE));
     const tmp = `${dest}.tmp-${process.pid}`;
@@ -148,7 +165,7 @@ async function run(o: Options, argv: string[], out: (s: string) => void, err: (s
     if (o.json) out(`${JSON.stringify(summary, null, 2)}\n`);
     else {
       out(`wrote ${dest}: ${files.length} calibration images (${fit.fitScores.length} fit, ${fit.thresholdScores.length} for the threshold), ` +
-        `${k} components, threshold ${file.threshold} (${file.thresholdRule}); encoding took ${encodeS.toFixed(0)} s\n`);
+        `${fit.model.head ? 'a logistic head' : `${k} components`}, threshold ${file.threshold} (${file.thresholdRule}); encoding took ${encodeS.toFixed(0)} s\n`);
       if (rates.length) out(`${flagTable(rates, file.threshold)}\n`);
     }
   } finally {

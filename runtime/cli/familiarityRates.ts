@@ -5,7 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { BadInputError } from '../errors.js';
 import { toFloat } from '../generate/tensors.js';
 import { exactMatch } from '../eval/metrics.js';
-import { globalPooled, pcaScore, type FamiliarityModel } from '../model/familiarity.js';
+import { familiarityScore, globalPooled, type FamiliarityModel } from '../model/familiarity.js';
 import type { ImageDetail } from '../protocol.js';
 import type { Vlm } from '../vlm.js';
 
@@ -51,7 +51,7 @@ export async function flagRates(vlm: Vlm, model: FamiliarityModel, dirs: string[
   for (const dir of dirs) {
     const files = imagesIn(dir);
     const scores: number[] = [];
-    for (const f of files) scores.push(pcaScore((await pooledOf(vlm, f, detail)).vector, model));
+    for (const f of files) scores.push(familiarityScore((await pooledOf(vlm, f, detail)).vector, model));
     const flagged = files.filter((_, i) => scores[i] > model.threshold);
     const sorted = [...scores].sort((a, b) => a - b);
     out.push({

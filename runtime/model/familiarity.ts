@@ -10,6 +10,12 @@
 // where v_1..v_k are the calibration vectors' top principal directions with variances var_i, r is the part of
 // x - mean outside their span and residualVariance its mean square over the calibration vectors. An in-domain image
 // scores about 1; the check flags a score above the threshold.
+//
+// The second signal, 'global-logistic' (what the embedded model ships since its real-tools retraining, which made
+// the in-domain feature distribution too broad for one Gaussian to tell photos from it): a logistic head on the
+// same pooled vector, standardised, trained on the calibration images against images unlike them from other
+// sources (train/ood_images.py: photos from wallpaper packages the test set does not use, text pages, code):
+//   score(x) = sigmoid( sum_d w_d (x_d - mean_d) / scale_d + b ),  the probability that x is unfamiliar.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,12 +25,13 @@ import { FAMILIARITY_FILE } from './layout.js';
 export const FAMILIARITY_FORMAT = 'elastic-vlm-familiarity';
 export const FAMILIARITY_VERSION = 1;
 export const FAMILIARITY_SIGNAL = 'global-pca-mahalanobis';
+export const FAMILIARITY_HEAD_SIGNAL = 'global-logistic';
 
 /** familiarity.json. */
 export interface FamiliarityFile {
   format: typeof FAMILIARITY_FORMAT;
   version: typeof FAMILIARITY_VERSION;
-  signal: typeof FAMILIARITY_SIGNAL;
+  signal: typeof FAMILIARITY_SIGNAL | typeof FAMILIARITY_HEAD_SIGNAL;
   /** Width of one vision feature row, and rows of the global image (image_seq_len). */
   featureDim: number;
   globalTokens: number;
@@ -33,6 +40,8 @@ export interface FamiliarityFile {
   components: number[][];
   variances: number[];
   residualVariance: number;
+  /** The logistic head (signal 'global-logistic'; the PCA fields are then empty). */
+  head?: { scale: number[]; weights: number[]; bias: number };
   /** Scores above it are flagged. */
   threshold: number;
   thresholdRule: string;
@@ -51,6 +60,8 @@ export interface FamiliarityModel {
   variances: Float64Array;
   residualVariance: number;
   threshold: number;
+  /** Present for the logistic signal: the score is then headScore's. */
+  head?: { scale: Float64Array; weights: Float64Array; bias: number };
 }
 
 export interface FamiliarityResult {
@@ -94,10 +105,22 @@ export function pcaScore(x: ArrayLike<number>, m: Pick<FamiliarityModel, 'dim' |
   return (sum + residual / m.residualVariance) / (k + 1);
 }
 
+/** The logistic head's probability that a pooled vector is unfamiliar (the header's second formula). */
+export function headScore(x: ArrayLike<number>, m: Pick<FamiliarityModel, 'dim' | 'mean'> & { head: NonNullable<FamiliarityModel['head']> }): number {
+  let z = m.head.bias;
+  for (let d = 0; d < m.dim; d++) z += (m.head.weights[d] * (x[d] - m.mean[d])) / m.head.scale[d];
+  return 1 / (1 + Math.exp(-z));
+}
+
+/** The score of a pooled vector under either signal. */
+export function familiarityScore(x: ArrayLike<number>, m: FamiliarityModel): number {
+  return m.head ? headScore(x, { ...m, head: m.head }) : pcaScore(x, m);
+}
+
 /** Scores an image's vision features ([rows, dim], the global image last). */
 export function checkFeatures(m: FamiliarityModel, features: ArrayLike<number>): FamiliarityResult {
   const t0 = performance.now();
-  const score = pcaScore(globalPooled(features, m.dim, m.globalTokens), m);
+  const score = familiarityScore(globalPooled(features, m.dim, m.globalTokens), m);
   return { score, threshold: m.threshold, familiar: !(score > m.threshold), ms: performance.now() - t0 };
 }
 
@@ -105,12 +128,15 @@ export function checkFeatures(m: FamiliarityModel, features: ArrayLike<number>):
 export function unfamiliarWarning(r: FamiliarityResult): AskWarning {
   return {
     code: 'unfamiliar-image',
-    message: `This image looks unlike the images this model was trained on (familiarity score ${r.score.toFixed(1)}, ` +
-      `threshold ${r.threshold.toFixed(1)}): its answer is likely wrong.`,
+    message: `This image looks unlike the images this model was trained on (familiarity score ${fmtScore(r.score)}, ` +
+      `threshold ${fmtScore(r.threshold)}): its answer is likely wrong.`,
     score: Math.round(r.score * 1000) / 1000,
     threshold: Math.round(r.threshold * 1000) / 1000,
   };
 }
+
+// PCA scores are about 1 in domain, head scores are probabilities: two decimals keep both readable.
+const fmtScore = (v: number) => (v < 10 ? v.toFixed(2) : v.toFixed(1));
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const numbers = (v: unknown, n: number): boolean => Array.isArray(v) && v.length === n && v.every(isNum);
@@ -119,15 +145,26 @@ const numbers = (v: unknown, n: number): boolean => Array.isArray(v) && v.length
 export function checkFamiliarityFile(f: Record<string, any>, dim: number, globalTokens: number): string | null {
   if (f.format !== FAMILIARITY_FORMAT) return `format is not ${FAMILIARITY_FORMAT}`;
   if (f.version !== FAMILIARITY_VERSION) return `version ${JSON.stringify(f.version)} is not ${FAMILIARITY_VERSION}`;
-  if (f.signal !== FAMILIARITY_SIGNAL) return `signal ${JSON.stringify(f.signal)} is not ${FAMILIARITY_SIGNAL}`;
+  if (f.signal !== FAMILIARITY_SIGNAL && f.signal !== FAMILIARITY_HEAD_SIGNAL) return `signal ${JSON.stringify(f.signal)} is not ${FAMILIARITY_SIGNAL} or ${FAMILIARITY_HEAD_SIGNAL}`;
   if (f.featureDim !== dim) return `featureDim ${JSON.stringify(f.featureDim)} is not the model's ${dim}`;
   if (f.globalTokens !== globalTokens) return `globalTokens ${JSON.stringify(f.globalTokens)} is not the model's image_seq_len ${globalTokens}`;
   if (!numbers(f.mean, dim)) return `mean must be ${dim} numbers`;
+  if (f.signal === FAMILIARITY_HEAD_SIGNAL) return checkHead(f, dim);
   const k = Array.isArray(f.variances) ? f.variances.length : -1;
   if (k < 1 || k >= dim || !numbers(f.variances, k) || !f.variances.every((v: number) => v > 0)) return 'variances must be 1 to featureDim - 1 positive numbers';
   if (!Array.isArray(f.components) || f.components.length !== k || !f.components.every((c: unknown) => numbers(c, dim))) return `components must be ${k} rows of ${dim} numbers`;
   if (!isNum(f.residualVariance) || f.residualVariance <= 0) return 'residualVariance must be a positive number';
   if (!isNum(f.threshold) || f.threshold <= 0) return 'threshold must be a positive number';
+  if (typeof f.vision?.sha256 !== 'string') return 'vision.sha256 is missing';
+  return null;
+}
+
+function checkHead(f: Record<string, any>, dim: number): string | null {
+  const h = f.head;
+  if (!h || !numbers(h.scale, dim) || !h.scale.every((v: number) => v > 0)) return `head.scale must be ${dim} positive numbers`;
+  if (!numbers(h.weights, dim)) return `head.weights must be ${dim} numbers`;
+  if (!isNum(h.bias)) return 'head.bias must be a number';
+  if (!isNum(f.threshold) || f.threshold <= 0 || f.threshold >= 1) return 'threshold must be a probability in (0, 1)';
   if (typeof f.vision?.sha256 !== 'string') return 'vision.sha256 is missing';
   return null;
 }
@@ -141,6 +178,7 @@ export function toModel(f: FamiliarityFile): FamiliarityModel {
     variances: Float64Array.from(f.variances),
     residualVariance: f.residualVariance,
     threshold: f.threshold,
+    head: f.head && { scale: Float64Array.from(f.head.scale), weights: Float64Array.from(f.head.weights), bias: f.head.bias },
   };
 }
 

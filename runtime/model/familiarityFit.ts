@@ -1,7 +1,7 @@
 // Fitting the unfamiliar-image statistics (familiarity.ts) from in-domain calibration vectors: the mean, the top
 // principal directions of the covariance (cyclic Jacobi: exact enough and simple to check), the residual variance,
 // and the threshold, a quantile of the scores of calibration images kept out of the fit.
-import { pcaScore, type FamiliarityModel } from './familiarity.js';
+import { headScore, pcaScore, type FamiliarityModel } from './familiarity.js';
 
 /** Eigen-decomposition of a symmetric n x n matrix (row-major): eigenvalues descending, eigenvectors as rows. */
 export function symmetricEigen(a: Float64Array, n: number, maxSweeps = 60): { values: Float64Array; vectors: Float64Array } {
@@ -126,4 +126,54 @@ export function fitFamiliarity(pooled: Float64Array[], opts: { components: numbe
   const thresholdScores = held.map((v) => pcaScore(v, pca));
   const threshold = quantile(thresholdScores, opts.quantile);
   return { model: { ...pca, globalTokens: opts.globalTokens, threshold }, fitScores, thresholdScores };
+}
+
+/**
+ * The logistic head: standardised pooled vectors, in-domain (label 0) against unlike images (label 1), the two
+ * classes weighted equally, L2 `lambda`, full-batch gradient descent. Every fourth image of each class is held out;
+ * the threshold is the `q`-quantile of the held-out in-domain images' probabilities, so about 1 - q of new in-domain
+ * images are flagged whatever the negatives were.
+ */
+export function fitHead(pos: Float64Array[], neg: Float64Array[], opts: { quantile: number; globalTokens: number; steps?: number; lambda?: number; lr?: number }): FitResult & { negativeHeldOutFlagged: number } {
+  const fitP = pos.filter((_, i) => i % 4 !== 3);
+  const heldP = pos.filter((_, i) => i % 4 === 3);
+  const fitN = neg.filter((_, i) => i % 4 !== 3);
+  const heldN = neg.filter((_, i) => i % 4 === 3);
+  if (heldP.length < 2 || fitN.length < 2) throw new Error(`${pos.length} calibration and ${neg.length} unlike images are too few (at least 8 of each)`);
+  const dim = pos[0].length;
+  const all = [...fitP, ...fitN];
+  const mean = new Float64Array(dim);
+  const scale = new Float64Array(dim);
+  for (const v of all) for (let d = 0; d < dim; d++) mean[d] += v[d] / all.length;
+  for (const v of all) for (let d = 0; d < dim; d++) scale[d] += (v[d] - mean[d]) ** 2 / all.length;
+  for (let d = 0; d < dim; d++) scale[d] = Math.sqrt(scale[d]) + 1e-6;
+  const xs = all.map((v) => Float64Array.from(v, (x, d) => (x - mean[d]) / scale[d]));
+  const ys = all.map((_, i) => (i < fitP.length ? 0 : 1));
+  const ws = ys.map((y) => (y === 0 ? fitN.length / fitP.length : 1));
+  const weights = new Float64Array(dim);
+  let bias = 0;
+  const { steps = 3000, lambda = 1e-2, lr = 0.1 } = opts;
+  const grad = new Float64Array(dim);
+  for (let t = 0; t < steps; t++) {
+    grad.fill(0);
+    let gb = 0;
+    for (let i = 0; i < xs.length; i++) {
+      let z = bias;
+      for (let d = 0; d < dim; d++) z += weights[d] * xs[i][d];
+      const g = (ws[i] * (1 / (1 + Math.exp(-z)) - ys[i])) / xs.length;
+      for (let d = 0; d < dim; d++) grad[d] += g * xs[i][d];
+      gb += g;
+    }
+    for (let d = 0; d < dim; d++) weights[d] -= lr * (grad[d] + lambda * weights[d]);
+    bias -= lr * gb;
+  }
+  const model: FamiliarityModel = {
+    dim, globalTokens: opts.globalTokens, mean, components: new Float64Array(0), variances: new Float64Array(0),
+    residualVariance: 1, threshold: 0, head: { scale, weights, bias },
+  };
+  const score = (v: Float64Array) => headScore(v, { dim, mean, head: model.head! });
+  const thresholdScores = heldP.map(score);
+  model.threshold = quantile(thresholdScores, opts.quantile);
+  const negativeHeldOutFlagged = heldN.length ? heldN.filter((v) => score(v) > model.threshold).length / heldN.length : NaN;
+  return { model, fitScores: fitP.map(score), thresholdScores, negativeHeldOutFlagged };
 }

@@ -5,10 +5,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  checkFamiliarityFile, checkFeatures, globalPooled, loadFamiliarity, pcaScore, sha256File, unfamiliarWarning,
-  FAMILIARITY_FORMAT, FAMILIARITY_SIGNAL, FAMILIARITY_VERSION, type FamiliarityModel,
+  checkFamiliarityFile, checkFeatures, familiarityScore, globalPooled, headScore, loadFamiliarity, pcaScore, sha256File, unfamiliarWarning,
+  FAMILIARITY_FORMAT, FAMILIARITY_HEAD_SIGNAL, FAMILIARITY_SIGNAL, FAMILIARITY_VERSION, type FamiliarityModel,
 } from '../../runtime/model/familiarity.js';
-import { fitFamiliarity, fitPca, quantile, symmetricEigen } from '../../runtime/model/familiarityFit.js';
+import { fitFamiliarity, fitHead, fitPca, quantile, symmetricEigen } from '../../runtime/model/familiarityFit.js';
 
 const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) <= eps, `${a} != ${b}`);
 
@@ -51,7 +51,7 @@ test('checkFeatures flags a score above the threshold, not one at it', () => {
   assert.equal(w.code, 'unfamiliar-image');
   assert.equal(w.score, 3);
   assert.equal(w.threshold, 1);
-  assert.match(w.message, /unlike the images this model was trained on \(familiarity score 3\.0, threshold 1\.0\)/);
+  assert.match(w.message, /unlike the images this model was trained on \(familiarity score 3\.00, threshold 1\.00\)/);
 });
 
 test('symmetricEigen: [[2, 1], [1, 2]] has eigenvalues 3 and 1 along (1, 1) and (1, -1)', () => {
@@ -178,4 +178,44 @@ test('loadFamiliarity: no file, a malformed one, one for another vision encoder,
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// The logistic head: mean (1, 2), scale (2, 4), weights (1, -2), bias 0.5.
+const h1 = { dim: 2, mean: Float64Array.from([1, 2]), head: { scale: Float64Array.from([2, 4]), weights: Float64Array.from([1, -2]), bias: 0.5 } };
+
+test('headScore: sigmoid(sum w (x - mean) / scale + b), by hand', () => {
+  // z = 1 * (3 - 1) / 2 - 2 * (2 - 2) / 4 + 0.5 = 1.5
+  close(headScore([3, 2], h1), 1 / (1 + Math.exp(-1.5)));
+  // z = 1 * (1 - 1) / 2 - 2 * (6 - 2) / 4 + 0.5 = -1.5
+  close(headScore([1, 6], h1), 1 / (1 + Math.exp(1.5)));
+  // familiarityScore takes the head when there is one, the PCA score otherwise
+  const full: FamiliarityModel = { ...h1, globalTokens: 1, components: new Float64Array(0), variances: new Float64Array(0), residualVariance: 1, threshold: 0.5 };
+  close(familiarityScore([3, 2], full), headScore([3, 2], h1));
+  close(familiarityScore([4, 4, 0], { ...m1, globalTokens: 1, threshold: 1 }), 0.5);
+});
+
+test('fitHead separates two clusters and takes the threshold from the held-out in-domain scores', () => {
+  const rng = (() => { let s = 7; return () => ((s = (s * 16807) % 2147483647) / 2147483647) - 0.5; })();
+  const pos = Array.from({ length: 40 }, () => Float64Array.from([rng(), rng()]));
+  const neg = Array.from({ length: 40 }, () => Float64Array.from([4 + rng(), 4 + rng()]));
+  const r = fitHead(pos, neg, { quantile: 0.9, globalTokens: 1, steps: 500 });
+  assert.equal(r.thresholdScores.length, 10); // every fourth of 40
+  close(r.model.threshold, quantile(r.thresholdScores, 0.9));
+  assert.equal(r.negativeHeldOutFlagged, 1); // the far cluster is flagged
+  const score = (v: number[]) => familiarityScore(v, r.model);
+  assert.ok(score([0, 0]) < r.model.threshold && score([4, 4]) > r.model.threshold);
+  assert.throws(() => fitHead(pos.slice(0, 4), neg, { quantile: 0.9, globalTokens: 1 }), /too few/);
+});
+
+test('checkFamiliarityFile reads the logistic signal and names what is wrong with it', () => {
+  const f = {
+    format: FAMILIARITY_FORMAT, version: FAMILIARITY_VERSION, signal: FAMILIARITY_HEAD_SIGNAL, featureDim: 2, globalTokens: 1,
+    mean: [1, 2], components: [], variances: [], residualVariance: 1, head: { scale: [2, 4], weights: [1, -2], bias: 0.5 },
+    threshold: 0.8, vision: { file: 'onnx/vision_encoder.onnx', sha256: 'x' },
+  };
+  assert.equal(checkFamiliarityFile(f, 2, 1), null);
+  assert.match(checkFamiliarityFile({ ...f, threshold: 1.5 }, 2, 1) ?? '', /probability/);
+  assert.match(checkFamiliarityFile({ ...f, head: { ...f.head, scale: [2, 0] } }, 2, 1) ?? '', /head.scale/);
+  assert.match(checkFamiliarityFile({ ...f, head: { ...f.head, weights: [1] } }, 2, 1) ?? '', /head.weights/);
+  assert.match(checkFamiliarityFile({ ...f, signal: 'other' }, 2, 1) ?? '', /signal/);
 });
