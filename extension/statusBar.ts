@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import type { WorkerHost, WorkerState } from './workerHost.js';
 import type { CacheStats } from '../runtime/protocol.js';
-import { fmtBytes } from './format.js';
+import { deviceReason, fmtBytes } from './format.js';
 
 const ICON: Record<WorkerState, string> = {
   idle: '$(circle-outline)',
@@ -52,7 +52,11 @@ export class StatusBar implements vscode.Disposable {
     this.item.text = `${ICON[state]} VLM ${state}${state === 'generating' || state === 'ready' ? cache : ''}`;
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**Elastic VLM**: ${state}\n\n`);
-    if (this.host.info) md.appendMarkdown(`Execution provider: ${this.host.info.executionProvider}\n\n`);
+    if (this.host.info) {
+      md.appendMarkdown(`Execution provider: ${this.host.info.executionProvider}\n\n`);
+      const why = deviceReason(this.host.info);
+      if (why) md.appendText(`${why}\n\n`);
+    }
     if (this.stats) {
       md.appendMarkdown(`Cache (${this.stats.policy}, keep ${this.stats.keep}): ${occupancy(this.stats)}, ` +
         `${this.stats.merged} merged, ${this.stats.evicted} evicted\n\n`);

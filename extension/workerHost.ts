@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { WorkerClient, WorkerError, type AskHandlers } from '../runtime/worker/client.js';
-import type { AskResult, CacheOptions, CacheStats, ImageDetail, LoadOptions, ModelInfo } from '../runtime/protocol.js';
+import { describeProbe, type AskResult, type CacheOptions, type CacheStats, type ImageDetail, type LoadOptions, type ModelInfo } from '../runtime/protocol.js';
 import type { Settings } from './settingsCore.js';
 import { readManifest } from './downloadCore.js';
 import { log } from './log.js';
@@ -133,6 +133,7 @@ export class WorkerHost implements vscode.Disposable {
         this.lastError = null;
         log.info(`model ready in ${info.loadMs.toFixed(0)} ms: execution provider ${info.executionProvider}, ${info.layers} layers, attention scores ${info.scores ? 'yes' : 'no'}`);
         if (info.fallbackReason) log.warn(`device ${settings.device} fell back to ${info.executionProvider}: ${info.fallbackReason}`);
+        if (info.probe) log.info(describeProbe(info.executionProvider, info.probe));
         return info;
       },
       (e: Error) => {

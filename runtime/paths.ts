@@ -1,5 +1,6 @@
 // Where the project's own files are, whether running from source (tsx) or from the bundle in dist/.
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
 /** The package root: the nearest folder above this file that holds package.json and models/. */
@@ -23,4 +24,10 @@ export function workerEntry(): { path: string; execArgv: string[] } {
   const source = join(packageRoot(), 'runtime', 'worker', 'main.ts');
   if (__filename.endsWith('.ts') || !existsSync(bundled)) return { path: source, execArgv: ['--import', 'tsx'] };
   return { path: bundled, execArgv: [] };
+}
+
+/** Where derived decoders (and `auto`'s device probe) are kept: $XDG_CACHE_HOME/elastic-vlm/derived or ~/.cache/elastic-vlm/derived. */
+export function defaultDerivedCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'elastic-vlm', 'derived');
 }

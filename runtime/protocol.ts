@@ -6,6 +6,8 @@ export { MODEL_GRAPHS, REQUIRED_ROOT_FILES, OPTIONAL_ROOT_FILES, FAMILIARITY_FIL
 /** Execution providers a user can ask for; `auto` picks one (runtime/model/sessions.ts). */
 export const DEVICES = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
 export type Device = (typeof DEVICES)[number];
+/** A device `auto` resolves to: an execution provider. */
+export type Provider = Exclude<Device, 'auto'>;
 
 /** Cache policies, in the order settings and the panel offer them (the first is the default). */
 export const POLICIES = ['elastic', 'h2o', 'streaming', 'snapkv', 'full'] as const;
@@ -166,11 +168,50 @@ export interface AskResult {
   warnings: AskWarning[];
 }
 
+/**
+ * What `auto`'s measured probe found (runtime/model/probe.ts): the median decode step of one fixed workload on a GPU
+ * provider and on the CPU, with this model's own decoder. The chosen provider is the faster by a margin.
+ */
+export interface DeviceProbe {
+  /** The GPU provider raced against the CPU. */
+  gpu: Provider;
+  gpuStepMs: number;
+  cpuStepMs: number;
+  /** True when the numbers came from the probe cache (nothing was timed at this load). */
+  cached: boolean;
+  /** What the probe cost at this load (the CPU sessions and the timed runs), ms; 0 when cached. */
+  probeMs: number;
+  /** When the numbers were measured (ISO time). */
+  measuredAt?: string;
+  /** Why the CPU could not be timed (it could not load or run the model); the GPU is kept and nothing is cached. */
+  cpuError?: string;
+}
+
+/** A GPU provider wins `auto`'s probe only when its decode step is at least this much shorter than the CPU's. */
+export const DEVICE_PROBE_MARGIN = 0.1;
+
+const DEVICE_WORDS: Record<string, string> = { cpu: 'the CPU', webgpu: 'WebGPU', cuda: 'CUDA', dml: 'DirectML', coreml: 'Core ML' };
+/** A provider in words ('the CPU', 'WebGPU'). */
+export const deviceWords = (p: string): string => DEVICE_WORDS[p] ?? p;
+
+/** The probe's decision in one line: "auto chose the CPU: 2.1 ms a step against 9.8 ms on WebGPU (measured, cached)". */
+export function describeProbe(provider: string, probe: DeviceProbe): string {
+  const ms = (v: number) => (Number.isFinite(v) ? `${v < 1 ? v.toFixed(2) : v.toFixed(1)} ms` : 'no time');
+  if (probe.cpuError) return `auto chose ${deviceWords(provider)}: ${ms(probe.gpuStepMs)} a step; the CPU could not run the model (${probe.cpuError})`;
+  const onCpu = provider === 'cpu';
+  const [mine, theirs] = onCpu ? [probe.cpuStepMs, probe.gpuStepMs] : [probe.gpuStepMs, probe.cpuStepMs];
+  const close = onCpu && probe.gpuStepMs < probe.cpuStepMs ? `, not ${Math.round(DEVICE_PROBE_MARGIN * 100)} % faster` : '';
+  return `auto chose ${deviceWords(provider)}: ${ms(mine)} a step against ${ms(theirs)} on ${deviceWords(onCpu ? probe.gpu : 'cpu')}${close} ` +
+    `(measured${probe.cached ? ', cached' : ''})`;
+}
+
 export interface ModelInfo {
   modelDir: string;
   executionProvider: string;
   /** Why a faster provider was not used, when `auto` fell back. */
   fallbackReason?: string;
+  /** `auto`'s measured race of a GPU provider against the CPU (absent when a device was named or no GPU loaded). */
+  probe?: DeviceProbe;
   layers: number;
   scores: boolean;
   loadMs: number;

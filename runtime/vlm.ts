@@ -4,15 +4,19 @@ import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { BadInputError } from './errors.js';
 import { readModelFolder, type ModelConfig } from './model/modelFolder.js';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { decodeImageBytes, preprocess, readImageBytes, type Preprocessed } from './model/preprocess.js';
 import { detailConfig } from './model/detail.js';
 import { checkFitsInMemory } from './model/memory.js';
 import { PromptBuilder } from './model/prompt.js';
 import { ort, float16Tensor } from './model/ort.js';
-import { chooseProvider, createSession, type Provider } from './model/sessions.js';
+import { chooseProvider, createSession, type AutoRace, type Provider } from './model/sessions.js';
+import { PROBE_WORKLOAD, startDecode } from './model/probe.js';
+import { decoderIdentity, keyString, machineId, PROBE_FILE, readProbe, writeProbe, type ProbeKey } from './model/probeCache.js';
+import { defaultDerivedCacheDir } from './paths.js';
 import { presentName, type KvDtype } from './cache/store.js';
 import { f32ToF16 } from './util/half.js';
-import type { Device, ImageDetail } from './protocol.js';
+import type { Device, DeviceProbe, ImageDetail } from './protocol.js';
 import { Conversation, type EncodedImage, type ForwardCounters, type LoadedModel } from './generate/conversation.js';
 import { concatRows, feedable, tokenIds, toFloat } from './generate/tensors.js';
 import { checkFeatures, loadFamiliarity, type FamiliarityModel, type FamiliarityResult } from './model/familiarity.js';
@@ -39,6 +43,8 @@ export interface VlmLoadOptions {
   /** Tiles per vision-encoder run; default: as many as keep every tensor under MAX_TENSOR_BYTES. */
   visionBatchTiles?: number;
   log?: (line: string) => void;
+  /** The GPU providers `auto` tries (default: this platform's, runtime/model/sessions.ts gpuCandidates; tests). */
+  gpuCandidates?: Provider[];
 }
 
 interface Sessions {
@@ -67,6 +73,8 @@ export class Vlm implements LoadedModel {
     /** The unfamiliar-image statistics (familiarity.json), null without them; `familiarityReason` says why. */
     readonly familiarity: FamiliarityModel | null = null,
     readonly familiarityReason = '',
+    /** `auto`'s measured race of a GPU provider against the CPU (absent when a device was named or no GPU loaded). */
+    readonly probe?: DeviceProbe,
   ) {}
 
   /** Builder-made fused decoders may lack position_ids (rotary inside GroupQueryAttention): feed it only when taken. */
@@ -84,6 +92,7 @@ export class Vlm implements LoadedModel {
     let decoderPath = config.files.decoder;
     let kind: string | null = null;
     let scoreOutputs: string[] | null = null;
+    let derivedSha: string | undefined;
     let scoresUnavailable: string | null = opts.scores === false ? 'attention scores were not requested' : null;
     if (opts.scores !== false) {
       try {
@@ -92,6 +101,7 @@ export class Vlm implements LoadedModel {
         decoderPath = d.path;
         kind = d.kind;
         scoreOutputs = d.outputNames;
+        derivedSha = d.sourceSha256;
         log(`attention importance: ${d.kind} graph, ${d.layers} layers`);
       } catch (e) {
         scoresUnavailable = (e as Error).message.split('\n')[0];
@@ -103,9 +113,7 @@ export class Vlm implements LoadedModel {
     for (let i = 0; i < config.numLayers; i++) presents.push(presentName(i, 'key'), presentName(i, 'value'));
     // WebGPU's GroupQueryAttention has no attention output: there it runs a decoder with true positions only.
     const noScoresHere = (p: Provider) => p === 'webgpu' && kind === 'gqa';
-    // `auto` keeps scores for Elastic and H2O rather than move such a decoder to the GPU without them.
-    const skipForAuto = (p: Provider) => (noScoresHere(p) ? WEBGPU_GQA_NO_SCORES : null);
-    const { choice, value: sessions } = await chooseProvider(opts.device ?? 'auto', async (p) => {
+    const build = async (p: Provider): Promise<Sessions> => {
       // On a GPU the weights live in device memory, which Node cannot see; the CPU's must fit in RAM.
       if (p === 'cpu') checkFitsInMemory([decoderPath, config.files.vision, config.files.embed], opts.availableMemory);
       const path = noScoresHere(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir }) : decoderPath;
@@ -114,7 +122,16 @@ export class Vlm implements LoadedModel {
       // The embedding lookup is one Gather: on the CPU it costs nothing and spares a GPU round trip per step.
       const embed = await createSession(config.files.embed, 'cpu');
       return { vision, embed, decoder };
-    }, log, skipForAuto);
+    };
+    const device = opts.device ?? 'auto';
+    const { choice, value: sessions } = await chooseProvider(device, {
+      build,
+      log,
+      // `auto` keeps scores for Elastic and H2O rather than move such a decoder to the GPU without them.
+      skipForAuto: (p) => (noScoresHere(p) ? WEBGPU_GQA_NO_SCORES : null),
+      race: device === 'auto' ? await autoRace(config, decoderPath, derivedSha, opts.cacheDir ?? defaultDerivedCacheDir(), log) : undefined,
+      candidates: opts.gpuCandidates,
+    });
     if (noScoresHere(choice.provider)) {
       scoreOutputs = null;
       scoresUnavailable = WEBGPU_GQA_NO_SCORES;
@@ -127,7 +144,7 @@ export class Vlm implements LoadedModel {
     const batch = opts.visionBatchTiles ?? Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile));
     const fam = loadFamiliarity(opts.modelDir, config.files.vision, config.hiddenSize, config.imageSeqLen);
     log(fam.reason);
-    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable, fam.model, fam.reason);
+    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable, fam.model, fam.reason, choice.probe);
   }
 
   /** Starts a conversation about one image (the cache lives in the conversation). */
@@ -142,7 +159,7 @@ export class Vlm implements LoadedModel {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.sessions.vision.release(), this.sessions.embed.release(), this.sessions.decoder.release()]);
+    await releaseSessions(this.sessions);
   }
 
   // ---- model pieces -------------------------------------------------------------------------------------
@@ -211,6 +228,37 @@ export class Vlm implements LoadedModel {
   get kvShape() {
     return { layers: this.config.numLayers, kvHeads: this.config.numKvHeads, headDim: this.config.headDim, dtype: this.kvDtype };
   }
+}
+
+/**
+ * `auto`'s race for this model (runtime/model/sessions.ts chooseProvider): the probe's workload on the decoder each
+ * provider loaded, its answers cached in `dir` by decoder, provider, onnxruntime-node version and machine.
+ * ELASTIC_VLM_REPROBE=1 ignores the cached answers (and records new ones).
+ */
+async function autoRace(config: ModelConfig, decoderPath: string, derivedSha: string | undefined, dir: string,
+  log: (s: string) => void): Promise<AutoRace<Sessions>> {
+  const version = derivedSha ? (await import('./onnx/importance.js')).REWRITE_VERSION : 0;
+  const decoder = await decoderIdentity(decoderPath, derivedSha ? { sourceSha256: derivedSha, version } : undefined);
+  const key = (gpu: Provider): ProbeKey => ({ decoder, gpu, ort: ort.env.versions.node ?? ort.env.versions.common, machine: machineId() });
+  return {
+    lookup: async (gpu) => (process.env.ELASTIC_VLM_REPROBE === '1' ? null : readProbe(dir, key(gpu))),
+    start: async (s, p) => {
+      const kvDtype = checkGraphs(config, s);
+      const shape = { layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, dtype: kvDtype };
+      const run = await startDecode(s.decoder, p, shape, config.hiddenSize);
+      log(`device probe on ${p}: prefill of ${PROBE_WORKLOAD.prefillTokens} tokens ${run.prefillMs.toFixed(1)} ms`);
+      return run;
+    },
+    release: (s) => releaseSessions(s),
+    save: async (gpu, m) => {
+      const err = await writeProbe(dir, key(gpu), m);
+      log(err ? `device probe not cached (${err})` : `device probe cached in ${join(dir, PROBE_FILE)} as "${keyString(key(gpu))}"`);
+    },
+  };
+}
+
+async function releaseSessions(s: Sessions): Promise<void> {
+  await Promise.all([s.vision.release(), s.embed.release(), s.decoder.release()]);
 }
 
 /** Checks the graphs have the tensors the config promises; returns the KV dtype. */

@@ -4,11 +4,11 @@ import { onnx } from 'onnx-proto';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { NoAttentionError, type AttentionKind } from './attentionSites.js';
 import { REWRITE_VERSION, rewriteForImportance, type RewriteResult } from './importance.js';
 import { wireTruePositions } from './positions.js';
+import { defaultDerivedCacheDir } from '../paths.js';
 
 export interface DerivedDecoder {
   /** The derived model file (inside the cache folder). */
@@ -27,10 +27,7 @@ export interface DeriveOptions {
   cacheDir?: string;
 }
 
-export function defaultDerivedCacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'elastic-vlm', 'derived');
-}
+export { defaultDerivedCacheDir };
 
 interface CacheMeta {
   version: number;

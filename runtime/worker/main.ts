@@ -88,6 +88,7 @@ async function handle(req: Request): Promise<void> {
             modelDir: req.options.modelDir,
             executionProvider: vlm.provider,
             fallbackReason: vlm.fallbackReason,
+            ...(vlm.probe ? { probe: vlm.probe } : {}),
             layers: vlm.config.numLayers,
             scores: vlm.scoreOutputs !== null,
             loadMs: vlm.loadMs,

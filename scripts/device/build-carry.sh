@@ -21,7 +21,7 @@ cp -r node_modules/onnxruntime-common "$nm/"
 cp -r node_modules/sharp node_modules/detect-libc node_modules/semver "$nm/"
 cp -r node_modules/@img/sharp-linux-x64 node_modules/@img/sharp-libvips-linux-x64 node_modules/@img/colour "$nm/@img/" 2>/dev/null || true
 mkdir -p "$stage/app"
-npx esbuild runtime/cli/ask.ts runtime/cli/eval.ts bench/scenarios.ts scripts/device/lookalike-ask.ts --bundle --platform=node --format=cjs --target=node20 \
+npx esbuild runtime/cli/ask.ts runtime/cli/eval.ts bench/scenarios.ts scripts/device/lookalike-ask.ts scripts/device/probe-auto.ts --bundle --platform=node --format=cjs --target=node20 \
   --external:onnxruntime-node --external:sharp --outdir="$stage/app" --log-level=warning
 tar -C "$stage" -cJf .devcarry/carry.tar.xz .
 rm -rf "$stage"
