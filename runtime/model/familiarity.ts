@@ -70,6 +70,8 @@ export interface FamiliarityResult {
   familiar: boolean;
   /** Time the score took. */
   ms: number;
+  /** The score is the logistic head's probability (else a PCA distance, about 1 in domain). */
+  probability?: boolean;
 }
 
 /** The mean of the global image's feature rows: the last `tokens` rows of [rows, dim] features. */
@@ -121,15 +123,15 @@ export function familiarityScore(x: ArrayLike<number>, m: FamiliarityModel): num
 export function checkFeatures(m: FamiliarityModel, features: ArrayLike<number>): FamiliarityResult {
   const t0 = performance.now();
   const score = familiarityScore(globalPooled(features, m.dim, m.globalTokens), m);
-  return { score, threshold: m.threshold, familiar: !(score > m.threshold), ms: performance.now() - t0 };
+  return { score, threshold: m.threshold, familiar: !(score > m.threshold), ms: performance.now() - t0, probability: !!m.head };
 }
 
 /** The warning an unfamiliar image's answers carry. */
 export function unfamiliarWarning(r: FamiliarityResult): AskWarning {
   return {
     code: 'unfamiliar-image',
-    message: `This image looks unlike the images this model was trained on (familiarity score ${fmtScore(r.score)}, ` +
-      `threshold ${fmtScore(r.threshold)}): its answer is likely wrong.`,
+    message: `This image looks unlike the images this model was trained on (${r.probability ? 'unfamiliar with probability' : 'familiarity score'} ` +
+      `${fmtScore(r.score)}, threshold ${fmtScore(r.threshold)}): its answer is likely wrong.`,
     score: Math.round(r.score * 1000) / 1000,
     threshold: Math.round(r.threshold * 1000) / 1000,
   };

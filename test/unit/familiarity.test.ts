@@ -192,6 +192,10 @@ test('headScore: sigmoid(sum w (x - mean) / scale + b), by hand', () => {
   const full: FamiliarityModel = { ...h1, globalTokens: 1, components: new Float64Array(0), variances: new Float64Array(0), residualVariance: 1, threshold: 0.5 };
   close(familiarityScore([3, 2], full), headScore([3, 2], h1));
   close(familiarityScore([4, 4, 0], { ...m1, globalTokens: 1, threshold: 1 }), 0.5);
+  // checkFeatures on one feature row (the global image) and the head's wording of the warning
+  const r = checkFeatures(full, [3, 2]);
+  assert.equal(r.familiar, false);
+  assert.match(unfamiliarWarning(r).message, /\(unfamiliar with probability 0\.82, threshold 0\.50\)/);
 });
 
 test('fitHead separates two clusters and takes the threshold from the held-out in-domain scores', () => {
