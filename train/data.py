@@ -138,6 +138,51 @@ def draw_shape(draw, kind, cx, cy, r, fill):
         draw.polygon(pts, fill=fill, outline=outline)
 
 
+def share_kind_or_colour(rng, chosen):
+    """Make some of the chosen (colour, shape) pairs share the first one's kind or colour, so that counting
+    questions have answers above 1 (pairs stay unique). Also used by scenes.py: same draws, same order."""
+    base_c, base_s = chosen[0]
+    for k in range(1, len(chosen)):
+        if rng.random() < 0.35:
+            c, s = chosen[k]
+            cand = (c, base_s) if rng.random() < 0.5 else (base_c, s)
+            if cand not in chosen:
+                chosen[k] = cand
+
+
+def shapes_questions(rng, objs, gap):
+    """The shape tasks' questions about objects [{color, shape, x, y}]: a count, the colour of a kind that occurs
+    once, and a left/right or above/below relation between two objects at least `gap` apart on that axis (pixels
+    here, a fraction of the image in scenes.py)."""
+    qa = []
+    if rng.random() < 0.5:
+        s = rng.choice(sorted({o["shape"] for o in objs}))
+        cnt = sum(o["shape"] == s for o in objs)
+        qa.append(("shapes_count", f"How many {PLURAL[s]} are there?", str(cnt)))
+    else:
+        c = rng.choice(sorted({o["color"] for o in objs}))
+        cnt = sum(o["color"] == c for o in objs)
+        qa.append(("shapes_count", f"How many {c} shapes are there?", str(cnt)))
+    kinds = [s for s in SHAPES if sum(o["shape"] == s for o in objs) == 1]
+    if kinds:
+        s = rng.choice(kinds)
+        o = [o for o in objs if o["shape"] == s][0]
+        qa.append(("shapes_color", f"What color is the {s}?", o["color"]))
+    # colour + shape combinations are unique in a scene, so a pair names two objects
+    pairs = [(a, b) for a in objs for b in objs if a is not b]
+    rng.shuffle(pairs)
+    for a, b in pairs:
+        if rng.random() < 0.5 and abs(a["x"] - b["x"]) >= gap:
+            ans = "left" if a["x"] < b["x"] else "right"
+            qa.append(("shapes_relation", f"Is the {a['color']} {a['shape']} left or right of the {b['color']} {b['shape']}?", ans))
+            break
+        if abs(a["y"] - b["y"]) >= gap:
+            ans = "above" if a["y"] < b["y"] else "below"
+            qa.append(("shapes_relation", f"Is the {a['color']} {a['shape']} above or below the {b['color']} {b['shape']}?", ans))
+            break
+    return qa
+
+
 def gen_shapes(rng):
     w, h = rng.choice([(512, 384), (512, 512), (384, 512), (512, 256)])
     bg = rng.choice([(255, 255, 255), (245, 245, 240), (235, 240, 248)])
@@ -153,14 +198,7 @@ def gen_shapes(rng):
             break
         chosen.append((c, s))
     if rng.random() < 0.6 and n >= 3:
-        # make some shapes share kind or colour
-        base_c, base_s = chosen[0]
-        for k in range(1, n):
-            if rng.random() < 0.35:
-                c, s = chosen[k]
-                cand = (c, base_s) if rng.random() < 0.5 else (base_c, s)
-                if cand not in chosen:
-                    chosen[k] = cand
+        share_kind_or_colour(rng, chosen)
     objs = []
     r = 30 if min(w, h) <= 256 else rng.choice([30, 36])
     tries = 0
@@ -176,36 +214,7 @@ def gen_shapes(rng):
         draw_shape(d, o["shape"], o["x"], o["y"], r, COLORS[o["color"]])
         record((o["x"] - r, o["y"] - r, o["x"] + r, o["y"] + r), obj=(o["color"], o["shape"]))
 
-    qa = []
-    # counts
-    if rng.random() < 0.5:
-        s = rng.choice(sorted({o["shape"] for o in objs}))
-        cnt = sum(o["shape"] == s for o in objs)
-        qa.append(("shapes_count", f"How many {PLURAL[s]} are there?", str(cnt)))
-    else:
-        c = rng.choice(sorted({o["color"] for o in objs}))
-        cnt = sum(o["color"] == c for o in objs)
-        qa.append(("shapes_count", f"How many {c} shapes are there?", str(cnt)))
-    # colour of a unique shape kind
-    kinds = [s for s in SHAPES if sum(o["shape"] == s for o in objs) == 1]
-    if kinds:
-        s = rng.choice(kinds)
-        o = [o for o in objs if o["shape"] == s][0]
-        qa.append(("shapes_color", f"What color is the {s}?", o["color"]))
-    # relation between two objects (colour+shape combos are unique in a scene)
-    pairs = [(a, b) for a in objs for b in objs if a is not b]
-    rng.shuffle(pairs)
-    for a, b in pairs:
-        if rng.random() < 0.5 and abs(a["x"] - b["x"]) >= 40:
-            ans = "left" if a["x"] < b["x"] else "right"
-            q = (f"Is the {a['color']} {a['shape']} left or right of the {b['color']} {b['shape']}?")
-            qa.append(("shapes_relation", q, ans))
-            break
-        if abs(a["y"] - b["y"]) >= 40:
-            ans = "above" if a["y"] < b["y"] else "below"
-            q = (f"Is the {a['color']} {a['shape']} above or below the {b['color']} {b['shape']}?")
-            qa.append(("shapes_relation", q, ans))
-            break
+    qa = shapes_questions(rng, objs, 40)
 
     order = sorted(objs, key=lambda o: (o["x"], o["y"]))
     parts = [f"{article(o['color'])} {o['color']} {o['shape']} at the {region_name(o['x'], o['y'], w, h)}"

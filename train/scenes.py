@@ -63,13 +63,7 @@ def shapes_scene(rng):
     rng.shuffle(combos)
     chosen = combos[:n]
     if rng.random() < 0.6:  # repeated kinds / colours, so counts go above 1
-        bc, bs = chosen[0]
-        for k in range(1, n):
-            if rng.random() < 0.35:
-                c, s = chosen[k]
-                cand = (c, bs) if rng.random() < 0.5 else (bc, s)
-                if cand not in chosen:
-                    chosen[k] = cand
+        data.share_kind_or_colour(rng, chosen)
     objs = []
     for c, s in chosen:  # centres in [0.1, 0.9], at least 0.2 apart
         for _ in range(400):
@@ -77,28 +71,7 @@ def shapes_scene(rng):
             if all((x - o["x"]) ** 2 + (y - o["y"]) ** 2 > 0.2 ** 2 for o in objs):
                 objs.append({"color": c, "shape": s, "x": round(x, 3), "y": round(y, 3)})
                 break
-    qa = []
-    if rng.random() < 0.5:
-        s = rng.choice(sorted({o["shape"] for o in objs}))
-        qa.append(("shapes_count", f"How many {data.PLURAL[s]} are there?", str(sum(o["shape"] == s for o in objs))))
-    else:
-        c = rng.choice(sorted({o["color"] for o in objs}))
-        qa.append(("shapes_count", f"How many {c} shapes are there?", str(sum(o["color"] == c for o in objs))))
-    kinds = [s for s in data.SHAPES if sum(o["shape"] == s for o in objs) == 1]
-    if kinds:
-        s = rng.choice(kinds)
-        qa.append(("shapes_color", f"What color is the {s}?", [o for o in objs if o["shape"] == s][0]["color"]))
-    pairs = [(a, b) for a in objs for b in objs if a is not b]
-    rng.shuffle(pairs)
-    for a, b in pairs:
-        if rng.random() < 0.5 and abs(a["x"] - b["x"]) >= 0.12:
-            q = f"Is the {a['color']} {a['shape']} left or right of the {b['color']} {b['shape']}?"
-            qa.append(("shapes_relation", q, "left" if a["x"] < b["x"] else "right"))
-            break
-        if abs(a["y"] - b["y"]) >= 0.12:
-            q = f"Is the {a['color']} {a['shape']} above or below the {b['color']} {b['shape']}?"
-            qa.append(("shapes_relation", q, "above" if a["y"] < b["y"] else "below"))
-            break
+    qa = data.shapes_questions(rng, objs, 0.12)
     order = sorted(objs, key=lambda o: (o["x"], o["y"]))
     parts = [f"{data.article(o['color'])} {o['color']} {o['shape']} at the {data.region_name(o['x'], o['y'], 1, 1)}"
              for o in order]
