@@ -105,6 +105,15 @@ def pick_size(rng, choices):
     return (long, round(long * ah / aw)) if aw >= ah else (round(long * aw / ah), long)
 
 
+def start(rng, ratios):
+    """What every Pillow drawing picks first, in this order: its size, theme and font family; and k, the scale of
+    a 512 px image (sizes below are given at that scale)."""
+    w, h = pick_size(rng, ratios)
+    th = theme(rng)
+    fam = rng.choice(list(FONTS))
+    return w, h, th, fam, max(w, h) / 512
+
+
 def theme(rng):
     dark = rng.random() < 0.25
     accent = shade(rng, rng.choice(["blue", "green", "purple", "orange", "red"]), 0.08)
@@ -148,10 +157,7 @@ def _axis_steps(rng, scale):
 
 def pil_bars(sc, rng):
     m = sc["meta"]
-    w, h = pick_size(rng, [(4, 3), (16, 10), (1, 1), (3, 2), (16, 9)])
-    th = theme(rng)
-    fam = rng.choice(list(FONTS))
-    k = max(w, h) / 512
+    w, h, th, fam, k = start(rng, [(4, 3), (16, 10), (1, 1), (3, 2), (16, 9)])
     c = Canvas(w, h, th["bg"])
     tf = font(fam, rng.randint(18, 26) * k, bold=rng.random() < 0.7)
     centred = rng.random() < 0.7  # matplotlib centres the title; many dashboards put it on the left
@@ -189,10 +195,7 @@ def pil_bars(sc, rng):
 
 def pil_ui(sc, rng):
     m = sc["meta"]
-    w, h = pick_size(rng, [(4, 3), (1, 1), (3, 4), (16, 10), (5, 4)])
-    th = theme(rng)
-    fam = rng.choice(list(FONTS))
-    k = max(w, h) / 512
+    w, h, th, fam, k = start(rng, [(4, 3), (1, 1), (3, 4), (16, 10), (5, 4)])
     c = Canvas(w, h, th["bg"] if rng.random() < 0.5 else tuple(max(0, v - 25) for v in th["bg"]))
     mg = rng.uniform(0, 0.08) * min(w, h)
     win = (mg, mg, w - mg, h - mg)
@@ -297,12 +300,9 @@ def pil_flow(sc, rng):
     cells, ncols, nrows = _flow_cells(m["direction"], len(labels))
     asp = {"row": [(2, 1), (16, 9), (3, 1), (4, 1)], "column": [(3, 4), (2, 3), (1, 1), (1, 2), (1, 3)],
            "snake": [(4, 3), (16, 10), (1, 1), (2, 1)]}
-    w, h = pick_size(rng, asp[m["direction"]])
-    th = theme(rng)
-    fam = rng.choice(list(FONTS))
+    w, h, th, fam, k = start(rng, asp[m["direction"]])
     c = Canvas(w, h, th["bg"])
     cw, ch = w / ncols, h / nrows
-    k = max(w, h) / 512
     f = font(fam, min(rng.randint(14, 20) * k, cw / 7.5), rng.random() < 0.5)
     tw = max(c.text_size(lab, f)[0] for lab in labels)
     bw = min(cw * 0.86, tw + rng.randint(18, 34) * k)

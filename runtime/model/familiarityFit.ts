@@ -107,6 +107,11 @@ export function fitPca(vectors: Float64Array[], k: number): Omit<FamiliarityMode
   return { dim, mean, components, variances, residualVariance: Math.max(residual, 1e-12) };
 }
 
+/** [fit, held out]: every fourth vector (index % 4 == 3) is held out, the rest fitted. */
+export function splitHeldOut<T>(xs: T[]): [T[], T[]] {
+  return [xs.filter((_, i) => i % 4 !== 3), xs.filter((_, i) => i % 4 === 3)];
+}
+
 export interface FitResult {
   model: FamiliarityModel;
   fitScores: number[];
@@ -118,8 +123,7 @@ export interface FitResult {
  * the held-out images' scores (a fit's own images score lower than new in-domain images do).
  */
 export function fitFamiliarity(pooled: Float64Array[], opts: { components: number; quantile: number; globalTokens: number }): FitResult {
-  const fit = pooled.filter((_, i) => i % 4 !== 3);
-  const held = pooled.filter((_, i) => i % 4 === 3);
+  const [fit, held] = splitHeldOut(pooled);
   if (held.length < 2) throw new Error(`${pooled.length} calibration images are too few (at least 8; a few hundred give a steady threshold)`);
   const pca = fitPca(fit, opts.components);
   const fitScores = fit.map((v) => pcaScore(v, pca));
@@ -135,10 +139,8 @@ export function fitFamiliarity(pooled: Float64Array[], opts: { components: numbe
  * images are flagged whatever the negatives were.
  */
 export function fitHead(pos: Float64Array[], neg: Float64Array[], opts: { quantile: number; globalTokens: number; steps?: number; lambda?: number; lr?: number }): FitResult & { negativeHeldOutFlagged: number } {
-  const fitP = pos.filter((_, i) => i % 4 !== 3);
-  const heldP = pos.filter((_, i) => i % 4 === 3);
-  const fitN = neg.filter((_, i) => i % 4 !== 3);
-  const heldN = neg.filter((_, i) => i % 4 === 3);
+  const [fitP, heldP] = splitHeldOut(pos);
+  const [fitN, heldN] = splitHeldOut(neg);
   if (heldP.length < 2 || fitN.length < 2) throw new Error(`${pos.length} calibration and ${neg.length} unlike images are too few (at least 8 of each)`);
   const dim = pos[0].length;
   const all = [...fitP, ...fitN];
