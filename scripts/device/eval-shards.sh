@@ -12,10 +12,8 @@
 # At most 8 files come back: machine.txt (with each job's seconds), errors.txt and one JSON per job.
 set -u
 OUTDIR=$1
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-X=$(cd "${CARRY:-$ROOT/.devcarry/x}" && pwd)
-export NODE_PATH=$X/nm ORT_DISABLE_TELEMETRY=1 ELASTIC_VLM_THREADS=1 XDG_CACHE_HOME=$ROOT/.devcarry/cache
-N=$X/node
+. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH
+export ELASTIC_VLM_THREADS=1 XDG_CACHE_HOME=$ROOT/.devcarry/cache
 CORES=${CORES:-$(nproc)}
 MODEL=${DEFAULT_MODEL:-$ROOT/.devcarry/default16}
 DATA=${DATA:-$ROOT/data/heldout/samples.jsonl}

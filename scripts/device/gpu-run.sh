@@ -3,10 +3,7 @@
 # the default model, then benchmark rows on both providers. Results land in $1 (the device tool's $OUT).
 set -u
 OUTDIR=$1
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)   # the repository (this script is scripts/device/gpu-run.sh)
-X=$(cd "${CARRY:-$ROOT/.devcarry/x}" && pwd) # the unpacked carry: node, nm/, app/
-export NODE_PATH=$X/nm ORT_DISABLE_TELEMETRY=1
-N=$X/node
+. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH
 cd "$ROOT"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; $N --version; date -u; } > "$OUTDIR/machine.txt" 2>&1
 ask() { # model dtype device image question

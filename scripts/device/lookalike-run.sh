@@ -6,10 +6,7 @@
 # Carry: .gl and .devcarry (bash scripts/device/build-carry.sh, which bundles scripts/device/lookalike-ask.ts too).
 set -u
 OUTDIR=$1
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-X=$(cd "${CARRY:-$ROOT/.devcarry/x}" && pwd)
-export NODE_PATH=$X/nm ORT_DISABLE_TELEMETRY=1
-N=$X/node
+. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH
 START=$(date +%s)
 DEADLINE_S=${DEADLINE_S:-450}
 MAXNEW=${MAX_NEW_TOKENS:-24}

@@ -5,10 +5,7 @@
 # probe.jsonl, errors.txt under $1 (the device tool's $OUT). Carry: .gl and .devcarry (build-carry.sh).
 set -u
 OUTDIR=$1
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-X=$(cd "${CARRY:-$ROOT/.devcarry/x}" && pwd)
-export NODE_PATH=$X/nm ORT_DISABLE_TELEMETRY=1
-N=$X/node
+. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH
 W=${WORK:-/tmp/probe}
 IMAGE=$ROOT/media/samples/bars.png
 MAXNEW=${MAX_NEW_TOKENS:-24}

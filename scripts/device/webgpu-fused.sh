@@ -5,9 +5,7 @@
 # Writes $1/webgpu.jsonl. Needs the carry of build-carry.sh unpacked at .devcarry/x (or CARRY).
 set -u
 OUTDIR=$1
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-X=$(cd "${CARRY:-$ROOT/.devcarry/x}" && pwd)
-export NODE_PATH=$X/nm ORT_DISABLE_TELEMETRY=1
+. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH
 W=${WORK:-/tmp/lookalike-gpu}
 mkdir -p "$W"
 cd "$ROOT"
