@@ -2,7 +2,7 @@
 // An invalid value (out of range, unknown enum member, wrong type) is rejected with a message and the previous valid
 // value (or the default, the first time) is used instead.
 import {
-  DEFAULT_KEEP, DEVICES, ELASTIC_VARIANTS, type ElasticVariant, IMAGE_DETAILS, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheOptions, type Device, type ImageDetail,
+  DEFAULT_KEEP, DEVICES, ELASTIC_VARIANTS, type ElasticVariant, FOLLOW_UPS, type FollowUps, IMAGE_DETAILS, IMPORTANCES, isOneOf, KEEP_MAX, KEEP_MIN, POLICIES, type CacheOptions, type Device, type ImageDetail,
   type Importance, type PolicyName,
 } from '../runtime/protocol.js';
 
@@ -22,6 +22,8 @@ export interface Settings {
   elasticMerge: boolean;
   /** How finely images are tiled for the vision encoder (fewer tiles: a faster first answer, less detail). */
   imageDetail: ImageDetail;
+  /** A follow-up on a compressed cache: re-expand it from the conversation's inputs, or reuse what the last turn kept. */
+  followUps: FollowUps;
 }
 
 export const SECTION = 'elasticVlm';
@@ -43,6 +45,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   elasticImportance: 'mean',
   elasticMerge: false,
   imageDetail: 'full',
+  followUps: 'reexpand',
 });
 
 export const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
@@ -83,6 +86,7 @@ const CHECKS: Record<keyof Settings, Check> = {
   elasticImportance: (v) => (isOneOf(IMPORTANCES, v) ? null : `must be one of ${IMPORTANCES.join(', ')}`),
   elasticMerge: (v) => (typeof v === 'boolean' ? null : 'must be true or false'),
   imageDetail: (v) => (isOneOf(IMAGE_DETAILS, v) ? null : `must be one of ${IMAGE_DETAILS.join(', ')}`),
+  followUps: (v) => (isOneOf(FOLLOW_UPS, v) ? null : `must be one of ${FOLLOW_UPS.join(', ')}`),
 };
 
 export interface SettingProblem {
@@ -125,5 +129,5 @@ export function validateSettings(
 export function cacheOptions(s: Settings): CacheOptions {
   // importance and merge are the paper variant's options: sent only with it.
   const paper = s.elasticVariant !== 'answers' ? { importance: s.elasticImportance, merge: s.elasticMerge } : {};
-  return { policy: s.cachePolicy, keep: s.cacheKeep, variant: s.elasticVariant, ...paper };
+  return { policy: s.cachePolicy, keep: s.cacheKeep, variant: s.elasticVariant, followUps: s.followUps, ...paper };
 }

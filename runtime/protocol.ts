@@ -90,7 +90,16 @@ export interface CacheOptions extends ElasticKnobs {
   importance?: Importance;
   /** Elastic's stage-1 merging of dropped entries into anchors (the paper: true). */
   merge?: boolean;
+  /**
+   * A follow-up question on a compressed cache: 'reexpand' (default) prefills the whole conversation again from its
+   * kept inputs (image features and token ids, not the K/V) and compresses for the new question; 'reuse' extends the
+   * cache the last turn left, so what that turn dropped is gone for good.
+   */
+  followUps?: FollowUps;
 }
+
+export const FOLLOW_UPS = ['reexpand', 'reuse'] as const;
+export type FollowUps = (typeof FOLLOW_UPS)[number];
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -135,6 +144,8 @@ export interface CacheStats {
   fullBytes: number;
   merged: number;
   evicted: number;
+  /** Follow-ups that re-expanded the cache from the conversation's inputs (CacheOptions.followUps). */
+  reexpanded?: number;
   location: 'cpu' | 'gpu';
 }
 

@@ -34,6 +34,11 @@ export class KeptTracker {
     });
   }
 
+  /** One kind character per position seen so far. */
+  get layout(): string {
+    return this.kinds;
+  }
+
   /** Entries per layer (equals the store's length). */
   get lengths(): number[] {
     return this.slots.map((l) => l.length);

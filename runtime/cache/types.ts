@@ -73,6 +73,11 @@ export interface PrefillContext {
   window?: WindowAttention[] | null;
   /** Per new entry, 1 where it is an image token, 0 for text; absent when unknown. */
   imageMask?: Uint8Array;
+  /**
+   * The current question: how many of the new entries, at their end, this turn's prompt is. Absent: all of them.
+   * A re-expanded follow-up prefills the whole conversation; only its last prompt is the question being asked.
+   */
+  questionLength?: number;
 }
 
 export interface StepContext {

@@ -21,7 +21,7 @@ import { machineInfo } from '../eval/machine.js';
 import { listOption, parseDevice, parseIntOption, parseKeep, parsePolicy } from './options.js';
 import { bootstrap, metrics, parseShard, shardOf, type Interval, type Item } from './evalStats.js';
 import { defaultFamiliaritySets, familiarityReport } from './familiarityRates.js';
-import { ELASTIC_VARIANTS, IMPORTANCES, isOneOf, type CacheOptions, type ElasticKnobs, type ElasticVariant, type Importance } from '../protocol.js';
+import { ELASTIC_VARIANTS, FOLLOW_UPS, IMPORTANCES, isOneOf, type CacheOptions, type ElasticKnobs, type ElasticVariant, type FollowUps, type Importance } from '../protocol.js';
 
 export interface Sample {
   image: string;
@@ -87,6 +87,8 @@ export interface Variant extends ElasticKnobs {
   importance?: Importance;
   merge?: boolean;
   distance?: number;
+  /** How a follow-up uses the cache (every policy; multi-turn cells). */
+  followUps?: FollowUps;
 }
 
 /** A short name for Elastic's options in tables and in the merge key ('' for the default method). */
@@ -108,9 +110,14 @@ export function variantLabel(v: Variant): string {
   return parts.join(', ');
 }
 
+/** A cell's label: Elastic's variant, and the follow-up mode when it is not the default (any policy). */
+export function cellLabel(policy: PolicyName, v: Variant): string {
+  return [policy === 'elastic' ? variantLabel(v) : '', v.followUps === 'reuse' ? 'follow-ups reuse the cache' : ''].filter(Boolean).join(', ');
+}
+
 /** The cache options of one cell: Elastic's variant options only for elastic. */
 export function cellCache(policy: PolicyName, keep: number, v: Variant): CacheOptions {
-  const base: CacheOptions = { policy, keep, positions: v.positions };
+  const base: CacheOptions = { policy, keep, positions: v.positions, ...(v.followUps ? { followUps: v.followUps } : {}) };
   if (policy !== 'elastic') return base;
   const variant = v.variant ?? (v.importance !== undefined || v.merge !== undefined ? 'paper' : undefined);
   return {
@@ -198,7 +205,7 @@ export async function evaluate(vlm: Vlm, samples: Sample[], cells: { policy: Pol
         items.push(it);
       }
     }
-    const row = makeRow(cell.policy, cell.keep, positions, cell.policy === 'elastic' ? variantLabel(variant) : '', !!plan.pairs, items);
+    const row = makeRow(cell.policy, cell.keep, positions, cellLabel(cell.policy, variant), !!plan.pairs, items);
     rows.push(row);
     progress(`${cell.policy}${row.variant ? ` (${row.variant})` : ''}${row.multiTurn ? ' multi-turn' : ''} keep=${cell.keep}: accuracy ${fmtCi(row.accuracy, row.ci?.accuracy)} rougeL ${row.rougeL === null ? '-' : fmtCi(row.rougeL, row.ci?.rougeL)} ppl ${fmtCi(row.ppl, row.ci?.ppl)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
@@ -313,6 +320,9 @@ function variantOptions(values: Values): Variant {
   const kp = str('keep-protected');
   if (kp !== undefined && kp !== 'on' && kp !== 'off') throw new BadInputError('--keep-protected must be on or off');
   if (kp !== undefined) variant.keepProtected = kp === 'on';
+  const fu = str('follow-up');
+  if (fu !== undefined && !FOLLOW_UPS.includes(fu as FollowUps)) throw new BadInputError(`--follow-up must be ${FOLLOW_UPS.join(' or ')}`);
+  if (fu !== undefined) variant.followUps = fu as FollowUps;
   const pg = str('protect-global');
   if (pg !== undefined && pg !== 'on' && pg !== 'off') throw new BadInputError('--protect-global must be on or off');
   if (pg !== undefined) variant.protectGlobal = pg === 'on';
@@ -426,6 +436,7 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
         rerank: { type: 'string' },
         'keep-protected': { type: 'string' },
         'multi-turn': { type: 'boolean' },
+        'follow-up': { type: 'string' },
         shard: { type: 'string' },
         'merge-shards': { type: 'boolean' },
         data: { type: 'string' },

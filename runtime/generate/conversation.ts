@@ -1,6 +1,9 @@
 // One conversation about one image: the KV cache, its policy and the chat history, and the generation loop.
 // The loop reads top to bottom: prefill (forward, adopt, plan, apply), then per token: choose it, stream it, step
-// (forward, adopt, plan, apply); finish. A follow-up extends the same cache: the image is not encoded again.
+// (forward, adopt, plan, apply); finish. A follow-up on a compressed cache re-expands by default: the whole
+// conversation is prefilled again from its kept inputs (the first prompt's embeddings with the image features, then
+// every token fed since) and compressed for the new question, because what the first question's plan dropped is
+// often what the next one needs (docs/evaluation.md, multi-turn). `followUps: 'reuse'` extends the compressed cache.
 import type { Tensor } from 'onnxruntime-node';
 import { BadInputError } from '../errors.js';
 import type { ModelConfig } from '../model/modelFolder.js';
@@ -17,7 +20,7 @@ import type { AskResult, AskWarning, CacheOptions, CacheStats, GenerateOptions, 
 import { unfamiliarWarning, type FamiliarityResult } from '../model/familiarity.js';
 import { KeptTracker } from '../cache/kept.js';
 import { importanceMap, spliceImageFeatures, type ImageLayout } from './imageTokens.js';
-import { lastLogits, ones, positionIds, toFloat } from './tensors.js';
+import { concatEmbeds, lastLogits, ones, positionIds, toFloat } from './tensors.js';
 import { TokenChooser } from './tokenChooser.js';
 import { WINDOW_PREFIX } from '../onnx/importance.js';
 
@@ -125,6 +128,12 @@ export class Conversation {
   private kept: KeptTracker | null = null;
   /** The image's warnings: every turn about it carries them. */
   private warnings: AskWarning[] = [];
+  /** The first prompt's embeddings (image features spliced in) and its image mask: what a re-expansion starts from. */
+  private firstPrompt: { embeds: Tensor; imageMask: Uint8Array; layout: string } | null = null;
+  /** Every token fed to the decoder after the first prompt, in order (decode steps and follow-up prompts). */
+  private fedIds: number[] = [];
+  /** Follow-ups that re-expanded the cache. */
+  private reexpansions = 0;
 
   constructor(private readonly model: LoadedModel) {}
 
@@ -152,27 +161,60 @@ export class Conversation {
     this.reset(opts.cache);
     this.warnings = image.familiarity && !image.familiarity.familiar ? [unfamiliarWarning(image.familiarity)] : [];
     this.newImageMask = Uint8Array.from(ids, (id) => (id === config.imageTokenId ? 1 : 0));
+    const layout = ids.map((id) => (id === config.imageTokenId ? 'i' : 't')).join('');
+    this.firstPrompt = { embeds, imageMask: this.newImageMask, layout };
+    this.fedIds = [];
+    this.reexpansions = 0;
     this.kept = cb.trackKept ? new KeptTracker(config.numLayers, ids.length) : null;
-    this.kept?.append(ids.map((id) => (id === config.imageTokenId ? 'i' : 't')).join(''));
+    this.kept?.append(layout);
     this.history = messages;
     const { result, prefillScores } = await this.generate(embeds, ids.length, opts, cb, clock);
     if (cb.onImportance && prefillScores) cb.onImportance(importanceMap(prefillScores, ids, config.imageTokenId, image.layout, config.imageSeqLen));
     return result;
   }
 
-  /** Another question on the same cache; the first turn's policy and keep stay for the whole conversation. */
+  /** Another question about the same image; the first turn's policy and keep stay for the whole conversation. */
   async followUp(question: string, opts: Omit<TurnOptions, 'cache'>, cb: AskCallbacks = {}): Promise<TurnResult> {
-    if (!this.store) throw new BadInputError('no conversation to follow up: ask about an image first');
+    if (!this.store || !this.firstPrompt) throw new BadInputError('no conversation to follow up: ask about an image first');
     const t0 = performance.now();
     const { ids: delta, messages } = this.model.prompt.followUp(this.history, question);
     // A turn that stopped at its length limit left its last token unfed: it opens this one.
     const ids = this.pendingToken !== null && this.lastStop !== 'eos' ? [this.pendingToken, ...delta] : delta;
-    this.kept?.append((ids.length > delta.length ? 'g' : '') + 't'.repeat(delta.length));
-    this.newImageMask = new Uint8Array(ids.length);
+    const newLayout = (ids.length > delta.length ? 'g' : '') + 't'.repeat(delta.length);
     this.history = messages;
-    const embeds = await this.model.embed(ids);
     const clock: Clock = { t0, visionMs: 0, prefillMs: 0, firstTokenMs: 0, decodeStart: 0 };
-    return (await this.generate(embeds, ids.length, { ...opts, cache: this.cacheOpts! }, cb, clock)).result;
+    const cache = this.cacheOpts!;
+    if (this.shouldReexpand()) {
+      // Rebuild from the inputs: a fresh cache and policy, the whole conversation prefilled at its true positions,
+      // the new question as the observation window.
+      const first = this.firstPrompt;
+      const history = await this.model.embed([...this.fedIds, ...ids]);
+      const embeds = concatEmbeds(first.embeds, history);
+      const total = first.imageMask.length + this.fedIds.length + ids.length;
+      const layout = this.kept?.layout ?? '';
+      this.reset(cache);
+      this.reexpansions++;
+      this.newImageMask = new Uint8Array(total);
+      this.newImageMask.set(first.imageMask);
+      if (this.kept) {
+        this.kept = new KeptTracker(this.model.config.numLayers, first.imageMask.length);
+        this.kept.append(layout + newLayout);
+      }
+      this.fedIds.push(...ids);
+      const { result } = await this.generate(embeds, total, { ...opts, cache }, cb, clock, ids.length);
+      return result;
+    }
+    this.kept?.append(newLayout);
+    this.newImageMask = new Uint8Array(ids.length);
+    this.fedIds.push(...ids);
+    const embeds = await this.model.embed(ids);
+    return (await this.generate(embeds, ids.length, { ...opts, cache }, cb, clock)).result;
+  }
+
+  /** Re-expand when the cache lost entries and the conversation asks for it (a full cache has nothing to regain). */
+  private shouldReexpand(): boolean {
+    const c = this.cacheOpts!;
+    return (c.followUps ?? 'reexpand') === 'reexpand' && this.merged + this.evicted > 0;
   }
 
   dispose(): void {
@@ -193,6 +235,7 @@ export class Conversation {
       fullBytes: this.tokensSeen * entryBytes(store.shape),
       merged: this.merged,
       evicted: this.evicted,
+      reexpanded: this.reexpansions,
       location: store.location,
     };
   }
@@ -201,7 +244,7 @@ export class Conversation {
     this.store?.dispose();
     this.store = this.model.provider === 'webgpu' ? new GpuKvStore(this.model.kvShape) : new CpuKvStore(this.model.kvShape);
     this.cacheOpts = cache;
-    const { policy: _name, positions: _positions, ...options } = cache;
+    const { policy: _name, positions: _positions, followUps: _followUps, ...options } = cache;
     this.policy = createPolicy(cache.policy, options);
     if (this.policy.needsScores && !this.model.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give (${this.model.scoresUnavailable}); streaming and full run without them`);
@@ -213,7 +256,7 @@ export class Conversation {
   }
 
   /** Prefill `n` new entries (embeds), then decode token by token. */
-  private async generate(embeds: Tensor, n: number, opts: TurnOptions, cb: AskCallbacks, clock: Clock):
+  private async generate(embeds: Tensor, n: number, opts: TurnOptions, cb: AskCallbacks, clock: Clock, question?: number):
     Promise<{ result: TurnResult; prefillScores: Float32Array[] | null }> {
     const positions = opts.cache.positions ?? 'absolute';
     const chooser = new TokenChooser(opts.generate, new Set(this.model.config.eosTokenIds), opts.force);
@@ -223,7 +266,7 @@ export class Conversation {
     let stopReason: AskResult['stopReason'] = 'length';
 
     const tp = performance.now();
-    const prefill = await this.prefill(embeds, n, positions, cb);
+    const prefill = await this.prefill(embeds, n, positions, cb, question);
     clock.prefillMs = performance.now() - tp;
 
     let logits = prefill.logits;
@@ -250,11 +293,11 @@ export class Conversation {
       logits = await this.step(next, positions, cb);
       if (cb.onStats && generated.length % statsEvery === 0) this.report(cb);
     }
-    return { prefillScores: prefill.scores, result: this.finish(generated, stopReason, n, clock, chooser, cb) };
+    return { prefillScores: prefill.scores, result: this.finish(generated, stopReason, question ?? n, clock, chooser, cb) };
   }
 
   /** Runs the decoder over the new entries with the cache so far; the policy compresses the result. */
-  private async prefill(embeds: Tensor, n: number, positions: 'absolute' | 'compressed', cb: AskCallbacks) {
+  private async prefill(embeds: Tensor, n: number, positions: 'absolute' | 'compressed', cb: AskCallbacks, question?: number) {
     const store = this.store!;
     const start = positions === 'absolute' ? this.tokensSeen : store.length;
     const out = await this.model.decoder({
@@ -273,7 +316,7 @@ export class Conversation {
     this.newImageMask = null;
     await this.apply(this.policy!.afterPrefill({
       cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
-      window: this.policy!.needsWindow ? this.window(out) : null, imageMask,
+      window: this.policy!.needsWindow ? this.window(out) : null, imageMask, questionLength: question,
     }));
     return { logits, scores };
   }
@@ -291,6 +334,7 @@ export class Conversation {
     this.model.counters.decodeSteps++;
     store.adopt(out);
     this.tokensSeen++;
+    this.fedIds.push(token);
     this.kept?.append('g');
     this.pendingToken = null;
     const tpol = performance.now();

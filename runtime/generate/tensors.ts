@@ -52,3 +52,15 @@ export function concatRows(parts: Tensor[]): Tensor {
   }
   return half ? float16Tensor(out as Uint16Array, [rows, ...rest]) : new ort.Tensor('float32', out as Float32Array, [rows, ...rest]);
 }
+
+/** Embeddings [1, a, H] and [1, b, H] joined along the sequence axis (a re-expanded conversation's inputs). */
+export function concatEmbeds(a: Tensor, b: Tensor): Tensor {
+  const half = a.type === 'float16';
+  const x = half ? kvBits(a) : (a.data as Float32Array);
+  const y = half ? kvBits(b) : (b.data as Float32Array);
+  const out = half ? new Uint16Array(x.length + y.length) : new Float32Array(x.length + y.length);
+  out.set(x as never, 0);
+  out.set(y as never, x.length);
+  const dims = [1, a.dims[1] + b.dims[1], a.dims[2]];
+  return half ? float16Tensor(out as Uint16Array, dims) : new ort.Tensor('float32', out as Float32Array, dims);
+}

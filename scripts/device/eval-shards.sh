@@ -8,7 +8,9 @@
 #   mkdir -p .devcarry/x && python3 -c "import tarfile;tarfile.open('.devcarry/carry.tar.xz').extractall('.devcarry/x')" && bash scripts/device/eval-shards.sh $OUT
 # Expected on 16 cores (from the 2-core timings, docs/evaluation.md "Device run"): grid + paper + multi-turn about
 # 3.5 minutes, the sweep about 3 more; run the sweep as a second call (PHASES=sweep) if the first one is close to 8.
-# PHASES picks the parts: grid,multi (default); sweep,ablate as a second call (about 3 + 1.5 minutes).
+# PHASES picks the parts: grid,multi (default); reuse (the multi-turn cell with follow-ups reusing the compressed
+# cache, as before re-expansion), real (the grid on data/heldout-real); sweep,ablate as a second call (about 3 + 1.5
+# minutes).
 # At most 8 files come back: machine.txt (with each job's seconds), errors.txt and one JSON per job.
 set -u
 OUTDIR=$1
@@ -17,19 +19,21 @@ export ELASTIC_VLM_THREADS=1 XDG_CACHE_HOME=$ROOT/.devcarry/cache
 CORES=${CORES:-$(nproc)}
 MODEL=${DEFAULT_MODEL:-$ROOT/.devcarry/default16}
 DATA=${DATA:-$ROOT/data/heldout/samples.jsonl}
+REAL=${REAL:-$ROOT/data/heldout-real/samples.jsonl}
 PHASES=${PHASES:-grid,multi}
 TMP=$(mktemp -d)
-E="$N $X/app/runtime/cli/eval.js --model $MODEL --data $DATA --device cpu --json"
+E="$N $X/app/runtime/cli/eval.js --model $MODEL --device cpu --json"
 cd "$ROOT"
 { nproc; grep -m1 'model name' /proc/cpuinfo; $N --version; date -u; git rev-parse --short HEAD 2>/dev/null; } > "$TMP/machine.txt" 2>&1
 cp "$TMP/machine.txt" "$OUTDIR/machine.txt"
 # Derive the scored decoder once (every shard then reads it from the cache).
-$E --policy elastic --keep 0.5 --limit 1 > /dev/null 2>>"$OUTDIR/errors.txt"
+$E --data "$DATA" --policy elastic --keep 0.5 --limit 1 > /dev/null 2>>"$OUTDIR/errors.txt"
 job() { # name, then one quoted string of eval arguments per run (all runs of a job merge into $OUTDIR/name.json)
   local name=$1; shift
+  local data=${JOBDATA:-$DATA}
   local t0=$SECONDS
   for i in $(seq 1 "$CORES"); do
-    ( k=0; for args in "$@"; do k=$((k + 1)); $E $args --shard "$i/$CORES" > "$TMP/$name.$k.$i.json" 2>>"$TMP/$name.log"; done ) &
+    ( k=0; for args in "$@"; do k=$((k + 1)); $E --data "$data" $args --shard "$i/$CORES" > "$TMP/$name.$k.$i.json" 2>>"$TMP/$name.log"; done ) &
   done
   wait
   $E --merge-shards "$TMP/$name".*.json > "$OUTDIR/$name.json" 2>>"$OUTDIR/errors.txt"
@@ -41,6 +45,12 @@ case $PHASES in *grid*)
 esac
 case $PHASES in *multi*)
   job multiturn "--multi-turn --policy full,elastic,h2o,streaming,snapkv --keep 0.5,0.3,0.2" ;;
+esac
+case $PHASES in *reuse*)
+  job multiturn-reuse "--multi-turn --follow-up reuse --policy elastic,h2o,streaming,snapkv --keep 0.5,0.3,0.2" ;;
+esac
+case $PHASES in *real*)
+  JOBDATA=$REAL job real "--policy full,elastic,h2o,streaming,snapkv --keep 1,0.5,0.3,0.2" ;;
 esac
 case $PHASES in *sweep*)
   job sweep "--policy elastic,h2o,streaming,snapkv --keep 0.1,0.4,0.7,0.9" ;;

@@ -1,4 +1,4 @@
-// The generation loop through the API: follow-ups reuse the cache (the image is encoded once), the budget keeps
+// The generation loop through the API: follow-ups reuse the cache or re-expand it (the image is encoded once), the budget keeps
 // applying across turns, streaming text equals the answer, and cancellation stops between steps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,6 +47,40 @@ for (const policy of ['elastic', 'h2o', 'streaming'] as const) {
     }
   });
 }
+
+test('a follow-up on a compressed cache re-expands: its logits are the full cache\'s, the image is not encoded again', async () => {
+  const vlm = await Vlm.load({ modelDir: tiny, device: 'cpu' });
+  try {
+    const gen = { maxNewTokens: 6, ignoreEos: true };
+    const firstLogits = async (cache: { policy: 'full' | 'elastic'; keep: number; followUps?: 'reexpand' | 'reuse' }, force?: number[]) => {
+      const c = vlm.conversation();
+      const a = await c.ask(image, 'What is this?', { cache, generate: gen, force });
+      let logits: Float32Array | null = null;
+      const b = await c.followUp('And what else?', { generate: { maxNewTokens: 3, ignoreEos: true } }, {
+        onForward: (kind, l) => { if (kind === 'prefill' && !logits) logits = l.slice(); },
+      });
+      c.dispose();
+      return { a, b, logits: logits! };
+    };
+    const full = await firstLogits({ policy: 'full', keep: 1 });
+    // the same first-turn tokens for every cache (forced), so the conversations differ only in their caches
+    const visions = vlm.counters.visionRuns;
+    const re = await firstLogits({ policy: 'elastic', keep: 0.4 }, full.a.ids);
+    const reuse = await firstLogits({ policy: 'elastic', keep: 0.4, followUps: 'reuse' }, full.a.ids);
+    assert.equal(vlm.counters.visionRuns, visions, 'image features came from the encoded-image cache');
+    const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+    assert.ok(maxDiff(re.logits, full.logits) < 1e-3, `re-expanded follow-up differs from the full cache by ${maxDiff(re.logits, full.logits)}`);
+    assert.ok(maxDiff(reuse.logits, full.logits) > 1e-2, 'the reused compressed cache should differ from the full one');
+    assert.equal(re.b.cache.reexpanded, 1);
+    assert.equal(reuse.b.cache.reexpanded, 0);
+    // the same conversation length, and the budget holds after the re-expansion as after a reuse
+    assert.equal(re.b.cache.tokensSeen, full.b.cache.tokensSeen);
+    assert.equal(re.b.cache.perLayerLength[0], budgetFor(0.4, re.b.cache.tokensSeen, 5));
+    assert.equal(re.b.promptTokens, full.b.promptTokens, 'promptTokens counts the new turn only');
+  } finally {
+    await vlm.release();
+  }
+});
 
 test('streamed text adds up to the answer; isCancelled stops within one step', async () => {
   const vlm = await Vlm.load({ modelDir: tiny, device: 'cpu' });

@@ -94,6 +94,24 @@ test('product Elastic: sinks and the question kept, the question\'s attention pi
   assert.deepEqual([...p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: null, numLayers: 1 })![0]], [0, 1, 2, 3, 4, -1, 5]);
 });
 
+test('product Elastic on a re-expanded follow-up: only the new question\'s queries (questionLength) pick the anchors', () => {
+  // 3 window queries: the first two (the earlier turn) look at entry 2, the last (the new question) at entry 4
+  const len = 10;
+  const data = new Float32Array(2 * 3 * len);
+  for (let h = 0; h < 2; h++) {
+    data[(h * 3 + 0) * len + 2] = 1;
+    data[(h * 3 + 1) * len + 2] = 1;
+    data[(h * 3 + 2) * len + 4] = 1;
+  }
+  const window = [{ data, heads: 2, queries: 3, len }];
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  const opts = { keep: 0.5, startSize: 1, kernel: 1, distance: 0, rerank: 0, protectGlobal: false, mergeRadius: 0 };
+  const ctx = { cacheLength: len, newEntries: len, tokensSeen: len, scores: null, numLayers: 1, window, imageMask };
+  // all three queries: entry 2 scores 2/3, entry 4 1/3; budget 5 = sink, the 3 text entries, one anchor
+  assert.deepEqual([...new QuestionElasticPolicy(opts).afterPrefill(ctx)![0]], [0, -1, 1, -1, -1, -1, -1, 2, 3, 4]);
+  assert.deepEqual([...new QuestionElasticPolicy(opts).afterPrefill({ ...ctx, questionLength: 1 })![0]], [0, -1, -1, -1, 1, -1, -1, 2, 3, 4]);
+});
+
 test('product Elastic with the paper\'s distance evicts inside the prompt at P = kept - 25 (clamped)', () => {
   const p = new QuestionElasticPolicy({ keep: 0.5, startSize: 1, kernel: 1, distance: -2, rerank: 0, protectGlobal: false, mergeRadius: 0 });
   const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);

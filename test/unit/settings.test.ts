@@ -10,7 +10,7 @@ test('unset settings take the defaults', () => {
 
 test('valid values are used', () => {
   const raw = { cacheKeep: 0.05, cachePolicy: 'h2o', modelPath: '/m', device: 'cpu', maxNewTokens: 4096, hubEndpoint: 'https://mirror.example/',
-    elasticVariant: 'paper', elasticImportance: 'mean', elasticMerge: false, imageDetail: 'low' };
+    elasticVariant: 'paper', elasticImportance: 'mean', elasticMerge: false, imageDetail: 'low', followUps: 'reuse' };
   const { settings, problems } = validateSettings(raw);
   assert.deepEqual(problems, []);
   assert.deepEqual(settings, { ...raw, hubEndpoint: 'https://mirror.example' });
@@ -19,8 +19,10 @@ test('valid values are used', () => {
 test('invalid values are rejected with a message and the previous valid value is used', () => {
   const previous: Settings = { ...DEFAULT_SETTINGS, cacheKeep: 0.3, cachePolicy: 'streaming', device: 'cpu', maxNewTokens: 99 };
   const raw = { cacheKeep: 1.5, cachePolicy: 'magic', modelPath: '', device: 'tpu', maxNewTokens: 2.5, hubEndpoint: 'http://evil.example',
-    elasticImportance: 'median', elasticMerge: 'yes' };
+    elasticImportance: 'median', elasticMerge: 'yes', followUps: 'forget' };
   const { settings, problems } = validateSettings(raw, previous);
+  assert.equal(settings.followUps, 'reexpand');
+  assert.ok(problems.some((p) => p.key === 'followUps' && /must be one of reexpand, reuse/.test(p.reason)));
   assert.equal(settings.elasticImportance, previous.elasticImportance);
   assert.equal(settings.elasticMerge, previous.elasticMerge);
   assert.ok(problems.some((p) => p.key === 'elasticImportance' && /must be one of sum, mean/.test(p.reason)));
@@ -30,7 +32,7 @@ test('invalid values are rejected with a message and the previous valid value is
   assert.equal(settings.device, 'cpu');
   assert.equal(settings.maxNewTokens, 99);
   assert.equal(settings.hubEndpoint, DEFAULT_SETTINGS.hubEndpoint);
-  assert.deepEqual(problems.map((p) => p.key).sort(), ['cacheKeep', 'cachePolicy', 'device', 'elasticImportance', 'elasticMerge', 'hubEndpoint', 'maxNewTokens']);
+  assert.deepEqual(problems.map((p) => p.key).sort(), ['cacheKeep', 'cachePolicy', 'device', 'elasticImportance', 'elasticMerge', 'followUps', 'hubEndpoint', 'maxNewTokens']);
   const msg = describeProblem(problems.find((p) => p.key === 'cacheKeep')!);
   assert.match(msg, /elasticVlm\.cacheKeep = 1\.5 must be a number from 0\.05 to 1; using 0\.3/);
 });

@@ -192,8 +192,10 @@ export class QuestionElasticPolicy implements CachePolicy {
     // The question: this prefill's entries after its last image token (all of them when it has no image).
     const lastImage = newImage.lastIndexOf(1);
     const question = Math.max(1, n - 1 - lastImage);
-    // The observation window: the question's queries, or (an explicit `window`) the last `window` queries.
-    const q = Math.min(this.windowSet ? this.window : question, n, ctx.window[0].queries);
+    // The observation window: the question's queries (a re-expanded follow-up: only the new question's), or (an
+    // explicit `window`) the last `window` queries.
+    const asked = Math.min(question, ctx.questionLength ?? question);
+    const q = Math.min(this.windowSet ? this.window : asked, n, ctx.window[0].queries);
     const keep = Math.min(len, this.budget(ctx.tokensSeen));
     let plan: CachePlan = null;
     if (keep < len) {
