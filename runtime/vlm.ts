@@ -11,7 +11,7 @@ import { checkFitsInMemory } from './model/memory.js';
 import { PromptBuilder } from './model/prompt.js';
 import { ort, float16Tensor } from './model/ort.js';
 import { chooseProvider, createSession, type AutoRace, type Provider } from './model/sessions.js';
-import { PROBE_WORKLOAD, startDecode } from './model/probe.js';
+import { probeContext, startDecode } from './model/probe.js';
 import { decoderIdentity, keyString, machineId, PROBE_FILE, readProbe, writeProbe, type ProbeKey } from './model/probeCache.js';
 import { defaultDerivedCacheDir } from './paths.js';
 import { presentName, type KvDtype } from './cache/store.js';
@@ -245,8 +245,9 @@ async function autoRace(config: ModelConfig, decoderPath: string, derivedSha: st
     start: async (s, p) => {
       const kvDtype = checkGraphs(config, s);
       const shape = { layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, dtype: kvDtype };
-      const run = await startDecode(s.decoder, p, shape, config.hiddenSize);
-      log(`device probe on ${p}: prefill of ${PROBE_WORKLOAD.prefillTokens} tokens ${run.prefillMs.toFixed(1)} ms`);
+      const context = probeContext(config.image, config.imageSeqLen);
+      const run = await startDecode(s.decoder, p, shape, config.hiddenSize, context);
+      log(`device probe on ${p}: prefill of ${context} tokens ${run.prefillMs.toFixed(1)} ms`);
       return run;
     },
     release: (s) => releaseSessions(s),

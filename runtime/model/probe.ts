@@ -36,6 +36,22 @@ export interface Workload {
 
 export const PROBE_WORKLOAD: Workload = { prefillTokens: 32, warmupSteps: 3, steps: 9 };
 
+/** Text tokens of a typical first prompt besides the image (the chat template and a short question). */
+export const PROBE_TEXT_TOKENS = 32;
+
+/**
+ * The context the probe decodes at: a first prompt with a full-detail square image (every tile the model's longest
+ * edge allows, plus the global image) and a short question. A CPU step grows with the context while a GPU step
+ * barely does, so a short probe context picks the CPU where the GPU is faster at the lengths users run: on the H200
+ * with the 256M fused look-alike, 32 tokens measured 10.4 ms (CPU) against 21.3 ms (WebGPU), and the real 1,176-token
+ * decode 40.4 ms against 10.4 ms (docs/gpu.md).
+ */
+export function probeContext(image: { longestEdge: number; tileSize: number; doImageSplitting: boolean }, imageSeqLen: number): number {
+  const perSide = image.doImageSplitting ? Math.max(1, Math.ceil(image.longestEdge / image.tileSize)) : 0;
+  const tiles = perSide > 1 ? perSide * perSide + 1 : 1;
+  return tiles * imageSeqLen + PROBE_TEXT_TOKENS;
+}
+
 /** A decode in progress on one provider: each step feeds one token and returns its wall time (ms). */
 export interface DecodeRun {
   step(): Promise<number>;

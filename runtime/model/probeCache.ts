@@ -9,7 +9,9 @@ import { basename, join } from 'node:path';
 import type { Provider } from '../protocol.js';
 
 export const PROBE_FILE = 'device-probe.json';
-const VERSION = 1;
+// 2: the probe decodes at a full-detail prompt's length (probe.ts probeContext), not 32 tokens: older answers are void.
+export const PROBE_CACHE_VERSION = 2;
+const VERSION = PROBE_CACHE_VERSION;
 
 /** What a probe's answer depends on; any change is a miss. */
 export interface ProbeKey {

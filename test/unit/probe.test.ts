@@ -2,7 +2,7 @@
 // paths through it with hand-made sessions and step times (no onnxruntime session is built here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alternate, median, pickFaster, type DecodeRun } from '../../runtime/model/probe.js';
+import { alternate, median, pickFaster, probeContext, PROBE_TEXT_TOKENS, type DecodeRun } from '../../runtime/model/probe.js';
 import { chooseProvider, type AutoRace, type ChooseOptions, type StepTimes } from '../../runtime/model/sessions.js';
 import { BadInputError } from '../../runtime/errors.js';
 import { describeProbe, type Provider } from '../../runtime/protocol.js';
@@ -24,6 +24,17 @@ test('pickFaster: a provider without a usable time loses', () => {
   assert.equal(pickFaster({ gpu: 'webgpu', gpuStepMs: Infinity, cpuStepMs: 50 }), 'cpu');
   assert.equal(pickFaster({ gpu: 'webgpu', gpuStepMs: 30, cpuStepMs: NaN }), 'webgpu');
   assert.equal(pickFaster({ gpu: 'webgpu', gpuStepMs: 30, cpuStepMs: -1 }), 'webgpu');
+});
+
+test('probeContext: a full-detail square image and a short question (the lengths users decode at)', () => {
+  // the embedded model: 512 / 256 = 2 tiles a side, 4 + the global image, 64 tokens each
+  assert.equal(probeContext({ longestEdge: 512, tileSize: 256, doImageSplitting: true }, 64), 5 * 64 + PROBE_TEXT_TOKENS);
+  // SmolVLM-256M: 2048 / 512 = 4 a side: 17 tiles of 64 tokens
+  assert.equal(probeContext({ longestEdge: 2048, tileSize: 512, doImageSplitting: true }, 64), 17 * 64 + PROBE_TEXT_TOKENS);
+  // a longest edge that is not a multiple of the tile rounds up; no splitting or one tile: the global image alone
+  assert.equal(probeContext({ longestEdge: 1100, tileSize: 512, doImageSplitting: true }, 81), 10 * 81 + PROBE_TEXT_TOKENS);
+  assert.equal(probeContext({ longestEdge: 2048, tileSize: 512, doImageSplitting: false }, 64), 64 + PROBE_TEXT_TOKENS);
+  assert.equal(probeContext({ longestEdge: 512, tileSize: 512, doImageSplitting: true }, 64), 64 + PROBE_TEXT_TOKENS);
 });
 
 test('median', () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decoderIdentity, machineId, PROBE_FILE, readProbe, writeProbe, type ProbeKey } from '../../runtime/model/probeCache.js';
+import { PROBE_CACHE_VERSION, decoderIdentity, machineId, PROBE_FILE, readProbe, writeProbe, type ProbeKey } from '../../runtime/model/probeCache.js';
 
 const key: ProbeKey = { decoder: 'scored r17 of sha256 0123456789abcdef', gpu: 'webgpu', ort: '1.30.0', machine: 'Xeon x 2, linux-x64' };
 const temp = () => mkdtempSync(join(tmpdir(), 'evlm-probe-'));
@@ -44,13 +44,18 @@ test('probe cache: a corrupt, foreign or half-written file is a miss, and the ne
   const dir = temp();
   const file = join(dir, PROBE_FILE);
   try {
-    for (const bad of ['{"version": 1, "entr', '\u0000\u0001garbage', '[]', 'null', '{"version": 2, "entries": {}}', '{"version": 1, "entries": []}']) {
+    const v = PROBE_CACHE_VERSION;
+    for (const bad of [`{"version": ${v}, "entr`, '\u0000\u0001garbage', '[]', 'null', `{"version": ${v + 1}, "entries": {}}`, `{"version": ${v}, "entries": []}`]) {
       writeFileSync(file, bad);
       assert.equal(await readProbe(dir, key), null, JSON.stringify(bad));
     }
-    const entry = (v: unknown) => JSON.stringify({ version: 1, entries: { [`webgpu | ${key.decoder} | onnxruntime-node 1.30.0 | ${key.machine}`]: v } });
+    const entryOf = (version: number, v: unknown) => JSON.stringify({ version, entries: { [`webgpu | ${key.decoder} | onnxruntime-node 1.30.0 | ${key.machine}`]: v } });
+    const entry = (x: unknown) => entryOf(v, x);
     writeFileSync(file, entry({ gpuStepMs: 9.8, cpuStepMs: 2.1 }));
     assert.equal((await readProbe(dir, key))?.cpuStepMs, 2.1, 'the entry format the test writes is the real one');
+    // version 1 probed at 32 tokens, too short a context to rank the devices: its answers are a miss
+    writeFileSync(file, entryOf(1, { gpuStepMs: 9.8, cpuStepMs: 2.1 }));
+    assert.equal(await readProbe(dir, key), null, 'a version-1 answer is void');
     for (const v of [{ gpuStepMs: 'fast', cpuStepMs: 2 }, { gpuStepMs: 9.8, cpuStepMs: null }, { gpuStepMs: -1, cpuStepMs: 2 }, null, 7]) {
       writeFileSync(file, entry(v));
       assert.equal(await readProbe(dir, key), null, JSON.stringify(v));
@@ -58,7 +63,7 @@ test('probe cache: a corrupt, foreign or half-written file is a miss, and the ne
     writeFileSync(file, 'not json');
     assert.equal(await writeProbe(dir, key, { gpuStepMs: 5, cpuStepMs: 4 }), null);
     assert.equal((await readProbe(dir, key))?.gpuStepMs, 5);
-    assert.equal(JSON.parse(readFileSync(file, 'utf8')).version, 1);
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).version, PROBE_CACHE_VERSION);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
