@@ -10,6 +10,8 @@ say() { echo "[setup] $*"; }
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -e /usr/include/gssapi/gssapi.h ] || need_apt+=(libkrb5-dev)
+# The calibration-image test renders with Debian's Pillow (train/calibration_images.py runs on /usr/bin/python3).
+[ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import PIL' 2>/dev/null && need_apt+=(python3-pil)
 lavapipe_ok() { [ -e /usr/share/vulkan/icd.d/lvp_icd.json ] && dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -q '^25\.'; }
 
 if [ "${#need_apt[@]}" -gt 0 ] || ! lavapipe_ok; then
