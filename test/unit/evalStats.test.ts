@@ -78,6 +78,7 @@ for (const [name, args, pattern] of [
   ['keep above 1', ['--keep', '1.5'], /--keep/],
   ['unknown policy', ['--policy', 'snap'], /unknown policy "snap"/],
   ['unknown variant', ['--variant', 'v2'], /unknown --variant "v2"/],
+  ['unknown follow-up mode', ['--follow-up', 'forget'], /--follow-up must be reexpand or reuse/],
   ['bad shard', ['--shard', '3/2'], /--shard must be i\/n/],
   ['unknown option', ['--bogus'], /bogus/],
   ['missing held-out folder', ['--data', 'no/such/dir'], /held-out set not found: .*no\/such\/dir/],
