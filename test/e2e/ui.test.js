@@ -278,6 +278,11 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     if (!(await note.count()) || !/now h2o/.test(await note.textContent())) throw new Error('no note that the new settings start a new conversation');
     lap(`after the change: ${(await f.locator('#answer-4').textContent()).trim().slice(0, 60)} | ${pol}`);
     await shot('panel-after-settings-change');
+    // Close the Settings editor again: a leftover tab pushes the panels' tabs out of sight in the narrow layout below.
+    const settingsTab = page.locator('.tab', { hasText: 'Settings' }).first();
+    await settingsTab.click();
+    await settingsTab.locator('.tab-actions .action-label').first().click();
+    await settingsTab.waitFor({ state: 'detached', timeout: 10000 });
   });
 
   await step('streamed text is shown as text, never as HTML', async () => {
@@ -312,6 +317,9 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
 
   await step('the cache view and the heat map tell the truth, at 500 px wide', async () => {
     // A 500 px editor: the window narrowed, the side bar closed, one editor group.
+    // Focus back on the workbench (the last step left it in a panel's webview, where F1 does not open the palette).
+    await page.keyboard.press('Escape');
+    await page.locator('.part.sidebar .composite.title').first().click();
     await page.setViewportSize({ width: 548, height: 950 });
     await palette(page, 'View: Single Column Editor Layout');
     await palette(page, 'View: Close Primary Side Bar');
