@@ -38,29 +38,26 @@ export function feedable(t: Tensor): Tensor {
   return t.type === 'float16' ? float16Tensor(kvBits(t) as Uint16Array, t.dims) : t;
 }
 
+/** The data of same-typed tensors back to back, as a tensor of `dims` (float16 stays float16). */
+function joinData(parts: Tensor[], dims: number[]): Tensor {
+  const half = parts[0].type === 'float16';
+  const datas = parts.map((t) => (half ? kvBits(t) : (t.data as Float32Array)));
+  const total = datas.reduce((n, d) => n + d.length, 0);
+  const out = half ? new Uint16Array(total) : new Float32Array(total);
+  let at = 0;
+  for (const d of datas) {
+    out.set(d as never, at);
+    at += d.length;
+  }
+  return half ? float16Tensor(out as Uint16Array, dims) : new ort.Tensor('float32', out as Float32Array, dims);
+}
+
 /** Tensors [n_i, ...rest] joined along the first axis (the vision encoder's features of each tile batch). */
 export function concatRows(parts: Tensor[]): Tensor {
-  const rest = parts[0].dims.slice(1);
-  const rows = parts.reduce((n, t) => n + t.dims[0], 0);
-  const half = parts[0].type === 'float16';
-  const out = half ? new Uint16Array(rows * rest.reduce((a, b) => a * b, 1)) : new Float32Array(rows * rest.reduce((a, b) => a * b, 1));
-  let at = 0;
-  for (const t of parts) {
-    const data = half ? kvBits(t) : (t.data as Float32Array);
-    out.set(data as never, at);
-    at += data.length;
-  }
-  return half ? float16Tensor(out as Uint16Array, [rows, ...rest]) : new ort.Tensor('float32', out as Float32Array, [rows, ...rest]);
+  return joinData(parts, [parts.reduce((n, t) => n + t.dims[0], 0), ...parts[0].dims.slice(1)]);
 }
 
 /** Embeddings [1, a, H] and [1, b, H] joined along the sequence axis (a re-expanded conversation's inputs). */
 export function concatEmbeds(a: Tensor, b: Tensor): Tensor {
-  const half = a.type === 'float16';
-  const x = half ? kvBits(a) : (a.data as Float32Array);
-  const y = half ? kvBits(b) : (b.data as Float32Array);
-  const out = half ? new Uint16Array(x.length + y.length) : new Float32Array(x.length + y.length);
-  out.set(x as never, 0);
-  out.set(y as never, x.length);
-  const dims = [1, a.dims[1] + b.dims[1], a.dims[2]];
-  return half ? float16Tensor(out as Uint16Array, dims) : new ort.Tensor('float32', out as Float32Array, dims);
+  return joinData([a, b], [1, a.dims[1] + b.dims[1], a.dims[2]]);
 }
