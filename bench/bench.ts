@@ -1,4 +1,4 @@
-// npm run bench -- [--scenario short|describe|long] [--provider cpu[,webgpu]] [--json] [--docs DIR] [--model DIR]
+// npm run bench -- [--scenario short|describe|long] [--provider cpu[,webgpu]] [--json] [--docs DIR] [--model DIR] [--dtype D]
 // What Elastic Cache buys in speed and memory on the default model, beside the full cache and transformers.js.
 // Each row runs in a fresh child process (bench/scenarios.ts); the peer too (bench/peer.ts).
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { defaultModelDir, packageRoot } from '../runtime/paths.js';
 import { machineInfo } from '../runtime/eval/machine.js';
 import { linePlotSvg } from '../runtime/eval/plot.js';
 import { listOption, parseDevice } from '../runtime/cli/options.js';
+import { readModelFolder } from '../runtime/model/modelFolder.js';
 import { SCENARIOS, type RowResult, type RowSpec, type ScenarioName } from './scenarios.js';
 import type { PeerResult, PeerSpec } from './peer.js';
 import type { PrefillCost } from './prefill.js';
@@ -19,7 +20,9 @@ const CELLS: { policy: RowSpec['policy']; keep: number }[] = [
 ];
 
 function child<T>(script: string, spec: object): T {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', join(packageRoot(), 'bench', script), JSON.stringify(spec)], {
+  // Bundled (the GPU machine's carry, scripts/device/build-carry.sh) the pieces sit beside this file as .js.
+  const args = __filename.endsWith('.js') ? [join(__dirname, script.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', join(packageRoot(), 'bench', script)];
+  const out = execFileSync(process.execPath, [...args, JSON.stringify(spec)], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -42,9 +45,6 @@ export function memoryBandwidthGBs(): number {
   return rates.sort((x, y) => x - y)[3];
 }
 
-function modelBytes(dir: string, name: string): number {
-  return statSync(join(dir, 'onnx', name)).size;
-}
 
 function pickImage(): { image: string; question: string } {
   const dir = join(packageRoot(), 'media', 'samples');
@@ -57,14 +57,14 @@ function pickImage(): { image: string; question: string } {
   }
 }
 
-function table(rows: (RowResult & { floorRatio: number })[]): string {
+function table(rows: (RowResult & { floorRatio: number; rssRatio: number })[]): string {
   const head = ['scenario', 'policy', 'keep', 'provider', 'cache tokens (full)', 'load ms', 'vision ms', 'prefill ms', 'first token ms',
-    'decode tok/s', 'step ms (end)', 'KV bytes', 'KV / full', 'peak RSS MB', 'policy share', 'x floor'];
+    'decode tok/s', 'step ms (end)', 'KV bytes', 'KV / full', 'peak RSS MB', 'RSS / weight files', 'policy share', 'x floor'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
     lines.push(`| ${[r.scenario, r.policy, r.keep, r.provider, r.cacheTokensFull, r.loadMs.toFixed(0), r.visionMs.toFixed(1), r.prefillMs.toFixed(1),
       r.firstTokenMs.toFixed(1), r.decodeTokensPerSecond.toFixed(1), r.decodeStepMsEnd.toFixed(2), r.kvBytes, (r.kvBytes / r.kvBytesFull).toFixed(3),
-      (r.peakRssBytes / 2 ** 20).toFixed(0), (100 * r.policyOverheadShare).toFixed(1) + '%', r.floorRatio.toFixed(1)].join(' | ')} |`);
+      (r.peakRssBytes / 2 ** 20).toFixed(0), r.rssRatio.toFixed(2), (100 * r.policyOverheadShare).toFixed(1) + '%', r.floorRatio.toFixed(1)].join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -77,37 +77,57 @@ async function main(): Promise<number> {
       json: { type: 'boolean' },
       docs: { type: 'string' },
       model: { type: 'string' },
+      dtype: { type: 'string' },
+      policy: { type: 'string', multiple: true },
       'no-peer': { type: 'boolean' },
+      'no-prefill': { type: 'boolean' },
     },
   });
   const scenarios = (listOption(values.scenario) ?? SCENARIOS) as ScenarioName[];
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
   const providers = (listOption(values.provider) ?? ['cpu']).map((p) => parseDevice(p));
+  const only = listOption(values.policy);
+  for (const p of only ?? []) if (!CELLS.some((c) => c.policy === p)) throw new Error(`unknown policy ${p} (the bench runs ${[...new Set(CELLS.map((c) => c.policy))].join(', ')})`);
+  const cells = CELLS.filter((c) => !only || only.includes(c.policy));
   const modelDir = resolve(values.model ?? defaultModelDir());
   const { image, question } = pickImage();
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const bandwidth = memoryBandwidthGBs();
-  const weightBytes = modelBytes(modelDir, 'decoder_model_merged.onnx') + 0; // every step reads all decoder weights
-  log(`memory bandwidth ${bandwidth.toFixed(1)} GB/s; decoder weights ${(weightBytes / 2 ** 20).toFixed(1)} MiB`);
+  const dtype = values.dtype;
+  const files = readModelFolder(modelDir, dtype ?? '').files;
+  const weightBytes = statSync(files.decoder).size; // every step reads all decoder weights
+  const weightFileBytes = [files.decoder, files.vision, files.embed].reduce((a, f) => a + statSync(f).size, 0);
+  log(`memory bandwidth ${bandwidth.toFixed(1)} GB/s; decoder weights ${(weightBytes / 2 ** 20).toFixed(1)} MiB; weight files ${(weightFileBytes / 2 ** 20).toFixed(1)} MiB`);
 
-  const rows: (RowResult & { floorMs: number; floorRatio: number })[] = [];
+  const rows: (RowResult & { floorMs: number; floorRatio: number; rssRatio: number })[] = [];
+  const failed: { scenario: ScenarioName; policy: string; keep: number; provider: string; error: string }[] = [];
   const peer: (PeerResult & { scenario: ScenarioName; answersAgree: boolean; oursFullTokensPerSecond: number; ratio: number })[] = [];
   for (const scenario of scenarios) {
     for (const provider of providers) {
-      for (const cell of CELLS) {
-        const r = child<RowResult>('scenarios.ts', { scenario, ...cell, provider, modelDir, image, shortQuestion: question } satisfies RowSpec);
+      for (const cell of cells) {
+        let r: RowResult;
+        try {
+          r = child<RowResult>('scenarios.ts', { scenario, ...cell, provider, modelDir, image, shortQuestion: question, dtype } satisfies RowSpec);
+        } catch (e) {
+          // A cell the provider refuses (WebGPU's fused attention has no scores for elastic and h2o) is reported, not fatal.
+          const error = (e as Error).message.split('\n').find((l) => l.startsWith('error:')) ?? (e as Error).message.split('\n')[0];
+          failed.push({ scenario, ...cell, provider, error });
+          log(`${scenario} ${cell.policy} ${cell.keep} ${provider}: failed (${error})`);
+          continue;
+        }
         const floorMs = ((weightBytes + r.kvBytes) / (bandwidth * 1e9)) * 1000;
-        rows.push({ ...r, floorMs, floorRatio: r.decodeStepMsEnd / floorMs });
+        rows.push({ ...r, floorMs, floorRatio: r.decodeStepMsEnd / floorMs, rssRatio: r.peakRssBytes / weightFileBytes });
         log(`${scenario} ${cell.policy} ${cell.keep} ${r.provider}: ${r.decodeTokensPerSecond.toFixed(1)} tok/s, end step ${r.decodeStepMsEnd.toFixed(2)} ms, KV ${(r.kvBytes / r.kvBytesFull).toFixed(3)} of full, policy ${(100 * r.policyOverheadShare).toFixed(1)}%`);
       }
     }
     if (!values['no-peer']) {
       const full = rows.find((r) => r.scenario === scenario && r.policy === 'full' && r.provider === 'cpu');
+      const base = { modelDir, image, dtype: dtype ?? 'fp32' };
       const spec: PeerSpec = scenario === 'short'
-        ? { modelDir, image, question, maxNewTokens: 24, ignoreEos: false }
+        ? { ...base, question, maxNewTokens: 24, ignoreEos: false }
         : scenario === 'describe'
-          ? { modelDir, image, question: 'Describe this image.', maxNewTokens: 512, ignoreEos: true }
-          : { modelDir, image, question: 'Describe this image again, in full.', maxNewTokens: 160, ignoreEos: true, history: longHistory(full) };
+          ? { ...base, question: 'Describe this image.', maxNewTokens: 512, ignoreEos: true }
+          : { ...base, question: 'Describe this image again, in full.', maxNewTokens: 160, ignoreEos: true, history: longHistory(full) };
       try {
         const p = child<PeerResult>('peer.ts', spec);
         const ours = full?.decodeTokensPerSecond ?? NaN;
@@ -120,13 +140,13 @@ async function main(): Promise<number> {
     }
   }
   // What the importance outputs and the prefill compaction cost (target: at most 10% of the prefill).
-  const prefillOverhead = child<PrefillCost>('prefill.ts', { modelDir, image });
-  log(`prefill: stock decoder ${prefillOverhead.plainPrefillMs.toFixed(1)} ms, with importance outputs + elastic compaction ${prefillOverhead.scoredPrefillMs.toFixed(1)} ms (+${(100 * prefillOverhead.share).toFixed(1)}%)`);
+  const prefillOverhead = values['no-prefill'] ? null : child<PrefillCost>('prefill.ts', { modelDir, image, dtype });
+  if (prefillOverhead) log(`prefill: stock decoder ${prefillOverhead.plainPrefillMs.toFixed(1)} ms, with importance outputs + elastic compaction ${prefillOverhead.scoredPrefillMs.toFixed(1)} ms (+${(100 * prefillOverhead.share).toFixed(1)}%)`);
   const machine = machineInfo();
-  const floor = { memoryBandwidthGBs: bandwidth, decoderWeightBytes: weightBytes, note: 'floor = (decoder weights + kept KV bytes) / copy bandwidth, per decode step' };
+  const floor = { memoryBandwidthGBs: bandwidth, decoderWeightBytes: weightBytes, weightFileBytes, dtype: dtype ?? 'fp32', note: 'floor = (decoder weights + kept KV bytes) / copy bandwidth, per decode step' };
   const slim = rows.map(({ steps: _s, answer: _a, ...r }) => r);
   if (values.docs) writeDocs(resolve(values.docs), machine, rows, peer, floor, prefillOverhead);
-  if (values.json) process.stdout.write(`${JSON.stringify({ machine, rows: slim, peer, floor, prefillOverhead })}\n`);
+  if (values.json) process.stdout.write(`${JSON.stringify({ machine, rows: slim, failed, peer, floor, prefillOverhead })}\n`);
   else process.stdout.write(`${table(rows)}\n`);
   return 0;
 }
@@ -144,7 +164,7 @@ function longHistory(full: RowResult | undefined): { question: string; answer: s
   return turns;
 }
 
-function writeDocs(dir: string, machine: ReturnType<typeof machineInfo>, rows: (RowResult & { floorRatio: number })[], peer: object[], floor: object, prefillOverhead: PrefillCost) {
+function writeDocs(dir: string, machine: ReturnType<typeof machineInfo>, rows: (RowResult & { floorRatio: number; rssRatio: number })[], peer: object[], floor: object, prefillOverhead: PrefillCost | null) {
   mkdirSync(dir, { recursive: true });
   const stamp = `Measured on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGB} GiB, ${machine.platform}, Node ${machine.node}), ${machine.date}, commit ${machine.commit}.`;
   writeFileSync(join(dir, 'bench.json'), `${JSON.stringify({ machine, rows: rows.map(({ steps: _s, ...r }) => r), peer, floor, prefillOverhead }, null, 1)}\n`);

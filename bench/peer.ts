@@ -7,6 +7,8 @@ import { basename, dirname } from 'node:path';
 export interface PeerSpec {
   modelDir: string;
   image: string;
+  /** transformers.js's dtype name for the same files (fp32, fp16, q4, ...). */
+  dtype: string;
   question: string;
   maxNewTokens: number;
   ignoreEos: boolean;
@@ -32,7 +34,7 @@ async function runPeer(spec: PeerSpec): Promise<PeerResult> {
   const id = basename(spec.modelDir);
   const t0 = performance.now();
   const processor = await tjs.AutoProcessor.from_pretrained(id);
-  const model = await tjs.AutoModelForVision2Seq.from_pretrained(id, { dtype: 'fp32', device: 'cpu' });
+  const model = await tjs.AutoModelForVision2Seq.from_pretrained(id, { dtype: spec.dtype, device: 'cpu' });
   const loadMs = performance.now() - t0;
   const turns = spec.history ?? [];
   const messages: object[] = [];

@@ -11,9 +11,9 @@ export interface PrefillCost {
 }
 
 
-export async function prefillCost(modelDir: string, image: string, keep = 0.2, runs = 15): Promise<PrefillCost> {
-  const plain = await Vlm.load({ modelDir, device: 'cpu', scores: false });
-  const scored = await Vlm.load({ modelDir, device: 'cpu' });
+export async function prefillCost(modelDir: string, image: string, dtype?: string, keep = 0.2, runs = 15): Promise<PrefillCost> {
+  const plain = await Vlm.load({ modelDir, dtype, device: 'cpu', scores: false });
+  const scored = await Vlm.load({ modelDir, dtype, device: 'cpu' });
   const a: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -29,4 +29,4 @@ export async function prefillCost(modelDir: string, image: string, keep = 0.2, r
   return { plainPrefillMs: p, scoredPrefillMs: s, share: (s - p) / p };
 }
 
-if (require.main === module) runAsChild((spec: { modelDir: string; image: string }) => prefillCost(spec.modelDir, spec.image));
+if (require.main === module) runAsChild((spec: { modelDir: string; image: string; dtype?: string }) => prefillCost(spec.modelDir, spec.image, spec.dtype));

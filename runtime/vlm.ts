@@ -141,7 +141,9 @@ export class Vlm implements LoadedModel {
     const loadMs = performance.now() - t0;
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);
     const perTile = config.visionHeads * config.patchesPerTile ** 2 * 4; // one tile's attention probabilities, fp32
-    const batch = opts.visionBatchTiles ?? Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile));
+    // On the CPU one tile a run: the arena keeps a run's peak for good (5 tiles of the 256M: +1.2 GB of RSS, 1 tile:
+    // +0.23 GB), and one tile was no slower (docs/real-size.md, "Memory"). A GPU keeps the bounded batches.
+    const batch = opts.visionBatchTiles ?? (choice.provider === 'cpu' ? 1 : Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile)));
     const fam = loadFamiliarity(opts.modelDir, config.files.vision, config.hiddenSize, config.imageSeqLen);
     log(fam.reason);
     return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable, fam.model, fam.reason, choice.probe);

@@ -65,6 +65,10 @@ export async function createSession(path: string, provider: Provider, opts: Sess
   // ELASTIC_VLM_THREADS: one intra-op thread per process when sharded evaluations run one process per core.
   const threads = opts.threads ?? (Number(process.env.ELASTIC_VLM_THREADS) || undefined);
   if (threads) o.intraOpNumThreads = threads;
+  if (provider === 'webgpu') {
+    const extra = webgpuSettings();
+    if (Object.keys(extra).length) o.extra = { ep: { webgpuexecutionprovider: extra } };
+  }
   if (provider === 'webgpu' && opts.gpuOutputs?.length) {
     o.preferredOutputLocation = Object.fromEntries(opts.gpuOutputs.map((n) => [n, 'gpu-buffer' as const]));
   }
@@ -81,6 +85,20 @@ export async function createSession(path: string, provider: Provider, opts: Sess
     }
     throw e;
   }
+}
+
+/**
+ * ELASTIC_VLM_WEBGPU="key=value,...": onnxruntime's WebGPU provider settings (validationMode, maxNumPendingDispatches,
+ * ...), passed as its session config entries; for measuring them (docs/gpu.md), not a user setting.
+ */
+export function webgpuSettings(env = process.env.ELASTIC_VLM_WEBGPU ?? ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of env.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new BadInputError(`ELASTIC_VLM_WEBGPU: "${part}" is not key=value`);
+    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return out;
 }
 
 export interface ProviderChoice {

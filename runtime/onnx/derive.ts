@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { NoAttentionError, type AttentionKind } from './attentionSites.js';
 import { REWRITE_VERSION, rewriteForImportance, type RewriteResult } from './importance.js';
 import { wireTruePositions } from './positions.js';
+import { lastPositionLogits } from './lastLogits.js';
 import { defaultDerivedCacheDir } from '../paths.js';
 
 export interface DerivedDecoder {
@@ -124,19 +125,22 @@ export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions =
 }
 
 /**
- * A decoder derived from `srcPath` with true positions only (position_ids wired into a rotary GroupQueryAttention),
- * no importance outputs: for providers whose GroupQueryAttention cannot output attention (WebGPU in onnxruntime
- * 1.30). Returns the source itself when there is nothing to wire. Cached like the scored decoder.
+ * A decoder derived from `srcPath` with true positions only (rotary moved out of GroupQueryAttention, positions.ts)
+ * and last-position logits (lastLogits.ts), no importance outputs: for providers whose GroupQueryAttention cannot
+ * output attention (WebGPU in onnxruntime 1.30). Returns the source itself when there is nothing to change. Cached
+ * like the scored decoder.
  */
 export async function derivePositionsDecoder(srcPath: string, opts: DeriveOptions = {}): Promise<string> {
   const dir = opts.cacheDir ?? defaultDerivedCacheDir();
+  const out = (sha: string) => path.join(dir, `${sha}.positions.r${REWRITE_VERSION}.onnx`);
+  const hashed = out(await sha256File(srcPath));
+  if (await fsp.stat(hashed).then((s) => s.size > 0, () => false)) return hashed;
   const bytes = await fsp.readFile(srcPath);
-  const sha = createHash('sha256').update(bytes).digest('hex');
-  const out = path.join(dir, `${sha}.positions.r${REWRITE_VERSION}.onnx`);
-  if (await fsp.stat(out).then((s) => s.size > 0, () => false)) return out;
+  const target = out(createHash('sha256').update(bytes).digest('hex'));
   const model = onnx.ModelProto.decode(bytes);
-  if (wireTruePositions(model).wired === 0) return srcPath;
+  const wired = wireTruePositions(model).wired;
+  if (!lastPositionLogits(model) && wired === 0) return srcPath;
   await fsp.mkdir(dir, { recursive: true });
-  await writeAtomic(out, onnx.ModelProto.encode(model).finish());
-  return out;
+  await writeAtomic(target, onnx.ModelProto.encode(model).finish());
+  return target;
 }

@@ -17,14 +17,16 @@ import { FLOAT, GraphIndex, attrInt, defaultOpset, hasExternalData, num, setAttr
 import { findSites, type AttentionKind, type Site } from './attentionSites.js';
 import { assignLayers } from './layerMap.js';
 import { wireTruePositions, type PositionsRewrite } from './positions.js';
+import { lastPositionLogits } from './lastLogits.js';
 
 export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-// 17: the attn_window.* outputs and true positions for GroupQueryAttention (rotary outside it) (derived decoders are cached in a folder
+// 18: the reductions listed last, layer 0's last; logits of the last position only (17: the attn_window.* outputs and true positions for
+// GroupQueryAttention, rotary outside it) (derived decoders are cached in a folder
 // other checkouts share: a distinctive number keeps theirs apart).
-export const REWRITE_VERSION = 17;
+export const REWRITE_VERSION = 18;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 /**
  * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of
@@ -70,14 +72,21 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
   const layerOf = assignLayers(found, idx, src);
 
   const reduction = new Reduction(idx, opset);
+  const constants = reduction.take();
   const outputNames: string[] = new Array(layerOf.length);
+  const byLayer: onnx.NodeProto[][] = layerOf.map(() => []);
   found.sites.forEach((site, si) => {
     const layer = layerOf[si];
     const { tensor: probs, needSoftmax } = probabilityTensor(found.kind, site, graph, idx, src, `attn_importance/${layer}`);
     outputNames[layer] = reduction.append(probs, needSoftmax, layer, src);
+    byLayer[layer].push(...reduction.take());
   });
 
-  graph.node = [...(graph.node ?? []), ...reduction.nodes];
+  // onnxruntime's default execution order is a depth-first walk back from the graph's leaves, last-listed leaf first.
+  // Listed after everything else, layer 0's reduction last, each reduction runs as soon as its layer's attention
+  // exists, and that attention matrix is freed before the next layer's is made. Appended in layer order, all 30 of a
+  // 256M prefill's (53 MB each at 1,200 tokens) were alive at once (docs/real-size.md, "Memory").
+  graph.node = [...constants, ...(graph.node ?? []), ...byLayer.reverse().flat()];
   graph.output = [
     ...(graph.output ?? []),
     ...outputNames.map((name) => outputInfo(graph, name)),
@@ -85,6 +94,7 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
   ];
   // The derived decoder also places tokens at their true positions after a compaction (positions.ts).
   const positions = found.kind === 'gqa' ? wireTruePositions(model) : undefined;
+  lastPositionLogits(model);
   return { model, kind: found.kind, layers: layerOf.length, outputNames, positions };
 }
 
@@ -126,7 +136,7 @@ function probabilityTensor(kind: AttentionKind, site: Site, graph: onnx.IGraphPr
  * MatMul runs that at full speed, where a ReduceSum over a middle axis walks the attention matrix with strides.
  */
 class Reduction {
-  readonly nodes: onnx.NodeProto[] = [];
+  private nodes: onnx.NodeProto[] = [];
   private readonly queryAxis: string;
   private readonly rowAxes?: string;
   private readonly headAxes?: string;
@@ -169,6 +179,13 @@ class Reduction {
     return this.headAxes
       ? mk('ReduceMean', [t, this.headAxes], out, [attr('keepdims', 0)])
       : mk('ReduceMean', [t], out, [attr('axes', [1, 2]), attr('keepdims', 0)]);
+  }
+
+  /** The nodes made since the last call. */
+  take(): onnx.NodeProto[] {
+    const made = this.nodes;
+    this.nodes = [];
+    return made;
   }
 
   private node(opType: string, input: string[], output: string, name: string, attribute: onnx.AttributeProto[]): string {

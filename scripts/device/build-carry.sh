@@ -23,6 +23,10 @@ cp -r node_modules/@img/sharp-linux-x64 node_modules/@img/sharp-libvips-linux-x6
 mkdir -p "$stage/app"
 npx esbuild runtime/cli/ask.ts runtime/cli/eval.ts bench/scenarios.ts scripts/device/lookalike-ask.ts scripts/device/probe-auto.ts --bundle --platform=node --format=cjs --target=node20 \
   --external:onnxruntime-node --external:sharp --outdir="$stage/app" --log-level=warning
+# The benchmark and its peer (transformers.js, bundled; it drives the same onnxruntime-node): beside the pieces
+# above, where bench.ts runs its children from (`npm run bench` without tsx).
+npx esbuild bench/bench.ts bench/peer.ts bench/prefill.ts --bundle --platform=node --format=cjs --target=node20 \
+  --external:onnxruntime-node --external:sharp --external:onnxruntime-web --outdir="$stage/app" --log-level=warning
 tar -C "$stage" -cJf .devcarry/carry.tar.xz .
 rm -rf "$stage"
 ls -la .devcarry/carry.tar.xz .gl

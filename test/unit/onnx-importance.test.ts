@@ -12,6 +12,7 @@ import { onnx } from 'onnx-proto';
 import { BOOL, F32, GraphBuilder, I32, I64, decodeModel, encodeModel, randn, rng } from '../helpers/onnx-build.js';
 import { NoAttentionError, UnsupportedModelError, rewriteForImportance } from '../../runtime/onnx/importance.js';
 import { deriveScoredDecoder } from '../../runtime/onnx/derive.js';
+import { lastPositionLogits } from '../../runtime/onnx/lastLogits.js';
 
 let ort: typeof OrtTypes;
 before(async () => {
@@ -288,6 +289,14 @@ function reference(
   return out;
 }
 
+/** The last of S rows per batch entry of a [B, S, V] tensor. */
+function lastRows(data: ArrayLike<number>, B: number, S: number): Float32Array {
+  const V = data.length / (B * S);
+  const out = new Float32Array(B * V);
+  for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) out[b * V + v] = data[(b * S + S - 1) * V + v];
+  return out;
+}
+
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   let worst = 0;
@@ -345,8 +354,11 @@ async function checkDecoder(
     const want = await run(origBytes, feeds);
     const got = await run(derivedBytes, feeds);
     for (const [name, v] of Object.entries(want)) {
+      // The derived decoder's logits are the last position's only (lastLogits.ts): [B, 1, V].
+      const expected = name === 'logits' ? lastRows(v.data, B, sc.S) : v.data;
+      if (name === 'logits') assert.deepEqual([...got[name].dims], [B, 1, d.vocab], `${sc.name}: logits of the last position only`);
       // GQA with qk_output takes another kernel path: float rounding differs (~1e-6 on these logits)
-      assertClose(got[name].data, v.data, TOL, `${sc.name}: original output ${name}`);
+      assertClose(got[name].data, expected, TOL, `${sc.name}: original output ${name}`);
     }
     const T = sc.mask[0].length;
     for (let l = 0; l < d.layers; l++) {
@@ -513,6 +525,45 @@ describe('rewriteForImportance: com.microsoft GroupQueryAttention', () => {
 
   it('replaces an existing qk_output=0 attribute', async () => {
     await checkDecoder(buildGqa({ qkOutput: 0, seed: 7 }), DIMS, DIMS.kvHeads, true, 'gqa', unpadded);
+  });
+});
+
+describe('rewriteForImportance: where the reductions sit', () => {
+  it("lists them after the decoder's own nodes, last layer first, so onnxruntime's walk back from the leaves runs each right after its attention", () => {
+    const src = buildUnfused({ opset: 17 });
+    const own = src.graph!.node!.length;
+    const nodes = rewriteForImportance(src).model.graph!.node!;
+    const layerOfNode = (n: onnx.INodeProto) => Number(/^attn_importance\/(\d+)\//.exec(n.name ?? '')?.[1] ?? NaN);
+    const tail = nodes.slice(nodes.length - nodes.filter((n) => !Number.isNaN(layerOfNode(n))).length);
+    assert.ok(tail.every((n) => !Number.isNaN(layerOfNode(n))), 'every per-layer reduction node is in the tail');
+    assert.deepEqual([...new Set(tail.map(layerOfNode))], [1, 0], 'layer 1 first, layer 0 last');
+    assert.ok(nodes.length > own, 'nodes were added');
+  });
+});
+
+describe('lastPositionLogits', () => {
+  it('the LM head reads the last position only, through a Cast to float32; a Gemm head is left alone', async () => {
+    const r = rng(5);
+    const g = new GraphBuilder('head');
+    g.input('inputs_embeds', F32, ['batch_size', 'sequence_length', 4]);
+    const w = g.const(F32, [4, 3], randn(r, 12, 1));
+    g.node('Cast', [g.node('MatMul', ['inputs_embeds', w])], { attrs: { to: F32 }, outputs: ['logits'] });
+    g.output('logits', F32, ['batch_size', 'sequence_length', 3]);
+    const model = g.model();
+    const before = encodeModel(model);
+    assert.equal(lastPositionLogits(model), true);
+    const x = randn(r, 2 * 5 * 4, 1);
+    const feeds = () => ({ inputs_embeds: new ort.Tensor('float32', Float32Array.from(x), [2, 5, 4]) });
+    const want = (await run(before, feeds())).logits;
+    const got = (await run(encodeModel(model), feeds())).logits;
+    assert.deepEqual([...got.dims], [2, 1, 3]);
+    assertClose(got.data, lastRows(want.data, 2, 5), 1e-6, 'last rows');
+
+    const gemm = new GraphBuilder('gemm');
+    gemm.input('h', F32, [2, 4]);
+    gemm.node('Gemm', ['h', gemm.const(F32, [4, 3], randn(r, 12, 1))], { outputs: ['logits'] });
+    gemm.output('logits', F32, [2, 3]);
+    assert.equal(lastPositionLogits(gemm.model()), false);
   });
 });
 
