@@ -10,7 +10,8 @@ import { machineInfo } from '../runtime/eval/machine.js';
 import { linePlotSvg } from '../runtime/eval/plot.js';
 import { listOption, parseDevice } from '../runtime/cli/options.js';
 import { readModelFolder } from '../runtime/model/modelFolder.js';
-import { SCENARIOS, type RowResult, type RowSpec, type ScenarioName } from './scenarios.js';
+import { SCENARIOS, type ScenarioName } from './scenarioNames.js';
+import type { RowResult, RowSpec } from './scenarios.js';
 import type { PeerResult, PeerSpec } from './peer.js';
 import type { PrefillCost } from './prefill.js';
 

@@ -7,8 +7,7 @@ import { runAsChild } from './child.js';
 import { Vlm, type StepInfo } from '../runtime/vlm.js';
 import type { CacheOptions, Device } from '../runtime/protocol.js';
 
-export type ScenarioName = 'short' | 'describe' | 'long';
-export const SCENARIOS: ScenarioName[] = ['short', 'describe', 'long'];
+import type { ScenarioName } from './scenarioNames.js';
 
 export interface RowSpec {
   scenario: ScenarioName;

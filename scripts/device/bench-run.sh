@@ -17,14 +17,14 @@ for d in fp32 fp16; do
 done
 wait
 nproc > "$OUTDIR/nproc.txt"
-bench() { local name=$1; shift; timeout "${LIMIT:-540}" "$N" "$X/app/bench.js" --model "$W/256m" --json "$@" > "$OUTDIR/bench-$name.json" 2> "$OUTDIR/bench-$name.log"; echo "$name rc=$?" >> "$OUTDIR/status.txt"; }
+bench() { local name=$1; shift; timeout "${LIMIT:-540}" "$N" "$X/app/bench/bench.js" --model "$W/256m" --json "$@" > "$OUTDIR/bench-$name.json" 2> "$OUTDIR/bench-$name.log"; echo "$name rc=$?" >> "$OUTDIR/status.txt"; }
 for phase in $(echo "${PHASES:-cpu-describe}" | tr , ' '); do
   case $phase in
     cpu-describe) bench cpu-describe --scenario describe ;;
     cpu-long) bench cpu-long --scenario long --policy full,elastic --no-prefill ;;
     webgpu)
       for s in "" "validationMode=disabled" "validationMode=disabled,maxNumPendingDispatches=64"; do
-        ELASTIC_VLM_WEBGPU=$s POLICIES=full,full,streaming timeout 150 "$N" "$X/app/lookalike-ask.js" "$W/256m" fp16 webgpu "$ROOT/media/samples/bars.png" 64 \
+        ELASTIC_VLM_WEBGPU=$s POLICIES=full,full,streaming timeout 150 "$N" "$X/app/scripts/device/lookalike-ask.js" "$W/256m" fp16 webgpu "$ROOT/media/samples/bars.png" 64 \
           2>>"$OUTDIR/errors.txt" | sed "s/^{/{\"webgpuSettings\":\"$s\",/" >> "$OUTDIR/webgpu-settings.jsonl"
       done
       ELASTIC_VLM_WEBGPU=${WEBGPU_SETTINGS:-validationMode=disabled} bench webgpu-describe --scenario describe --provider webgpu --dtype fp16 --policy full,streaming --no-peer --no-prefill ;;

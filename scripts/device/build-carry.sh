@@ -26,7 +26,7 @@ npx esbuild runtime/cli/ask.ts runtime/cli/eval.ts bench/scenarios.ts scripts/de
 # The benchmark and its peer (transformers.js, bundled; it drives the same onnxruntime-node): beside the pieces
 # above, where bench.ts runs its children from (`npm run bench` without tsx).
 npx esbuild bench/bench.ts bench/peer.ts bench/prefill.ts --bundle --platform=node --format=cjs --target=node20 \
-  --external:onnxruntime-node --external:sharp --external:onnxruntime-web --outdir="$stage/app" --log-level=warning
+  --external:onnxruntime-node --external:sharp --external:onnxruntime-web --outdir="$stage/app/bench" --log-level=warning
 tar -C "$stage" -cJf .devcarry/carry.tar.xz .
 rm -rf "$stage"
 ls -la .devcarry/carry.tar.xz .gl
