@@ -15,6 +15,7 @@ import { probeContext, startDecode } from './model/probe.js';
 import { decoderIdentity, keyString, machineId, PROBE_FILE, readProbe, writeProbe, type ProbeKey } from './model/probeCache.js';
 import { defaultDerivedCacheDir } from './paths.js';
 import { presentName, type KvDtype } from './cache/store.js';
+import { newEntriesName } from './onnx/newEntries.js';
 import { f32ToF16 } from './util/half.js';
 import type { Device, DeviceProbe, ImageDetail } from './protocol.js';
 import { Conversation, type EncodedImage, type ForwardCounters, type LoadedModel } from './generate/conversation.js';
@@ -223,8 +224,20 @@ export class Vlm implements LoadedModel {
     return feedable(out[this.sessions.vision.outputNames[0]]);
   }
 
+  /**
+   * On the CPU a derived decoder's new.* entries are fetched instead of the present.* outputs: onnxruntime-node
+   * copies every fetched output into a fresh buffer, the whole cache each step (runtime/onnx/newEntries.ts).
+   */
+  private get decoderFetches(): string[] | null {
+    const names = this.sessions.decoder.outputNames;
+    this.fetches ??= this.provider === 'cpu' && names.includes(newEntriesName(0, 'key')) ? names.filter((n) => !n.startsWith('present.')) : null;
+    return this.fetches;
+  }
+  private fetches?: string[] | null;
+
   async decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    return this.sessions.decoder.run(feeds);
+    const fetches = this.decoderFetches;
+    return fetches ? this.sessions.decoder.run(feeds, fetches) : this.sessions.decoder.run(feeds);
   }
 
   get kvShape() {

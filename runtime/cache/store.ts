@@ -5,6 +5,7 @@ import type { Tensor } from 'onnxruntime-node';
 import { ort, float16Tensor } from '../model/ort.js';
 import type { LayerAssign } from './types.js';
 import { applyAssign, applyAssignHalf } from './compact.js';
+import { newEntriesName } from '../onnx/newEntries.js';
 
 export type KvDtype = 'float32' | 'float16';
 
@@ -57,14 +58,15 @@ export function entryBytes(s: KvShape): number {
 
 export class CpuKvStore implements KvStore {
   readonly location = 'cpu' as const;
-  private keys: Tensor[] = [];
-  private values: Tensor[] = [];
+  // Per layer, the cache as [heads, len, head_dim] at the start of a buffer that may hold more (room to append).
+  private keys: (Float32Array | Uint16Array)[] = [];
+  private values: (Float32Array | Uint16Array)[] = [];
   private len = 0;
 
   constructor(readonly shape: KvShape) {
     for (let i = 0; i < shape.layers; i++) {
-      this.keys.push(this.tensor(new (shape.dtype === 'float16' ? Uint16Array : Float32Array)(0), 0));
-      this.values.push(this.tensor(new (shape.dtype === 'float16' ? Uint16Array : Float32Array)(0), 0));
+      this.keys.push(this.empty(0));
+      this.values.push(this.empty(0));
     }
   }
 
@@ -72,24 +74,57 @@ export class CpuKvStore implements KvStore {
     return this.len;
   }
 
-  private tensor(data: Float32Array | Uint16Array, len: number): Tensor {
+  private empty(elements: number): Float32Array | Uint16Array {
+    return new (this.shape.dtype === 'float16' ? Uint16Array : Float32Array)(elements);
+  }
+
+  private tensor(buf: Float32Array | Uint16Array, len: number): Tensor {
     const dims = [1, this.shape.kvHeads, len, this.shape.headDim];
+    const data = buf.subarray(0, this.shape.kvHeads * len * this.shape.headDim);
     return data instanceof Uint16Array ? float16Tensor(data, dims) : new ort.Tensor('float32', data, dims);
   }
 
   feeds(): Record<string, Tensor> {
-    return pastFeeds(this.keys, this.values);
+    return pastFeeds(this.keys.map((k) => this.tensor(k, this.len)), this.values.map((v) => this.tensor(v, this.len)));
   }
 
+  /** The decoder's present.* outputs become the cache; or, where it gave only new.* entries, they are appended. */
   adopt(outputs: Record<string, Tensor>): void {
-    for (let i = 0; i < this.shape.layers; i++) {
-      // Re-wrap so float16 data is labelled the way feeds need on every Node version.
-      const k = outputs[presentName(i, 'key')];
-      const v = outputs[presentName(i, 'value')];
-      this.keys[i] = this.tensor(kvBits(k), k.dims[2]);
-      this.values[i] = this.tensor(kvBits(v), v.dims[2]);
+    if (!outputs[presentName(0, 'key')]) {
+      this.append(outputs);
+      return;
     }
-    this.len = this.keys[0].dims[2];
+    for (let i = 0; i < this.shape.layers; i++) {
+      this.keys[i] = kvBits(outputs[presentName(i, 'key')]);
+      this.values[i] = kvBits(outputs[presentName(i, 'value')]);
+    }
+    this.len = outputs[presentName(0, 'key')].dims[2];
+  }
+
+  /**
+   * Appends the run's new.{i}.key|value entries [1, heads, n, head_dim]. Within the buffer's room the heads move up
+   * in place, the last first (memmove, no allocation); otherwise a buffer with a quarter more room is made.
+   */
+  private append(outputs: Record<string, Tensor>): void {
+    const { kvHeads: H, headDim: D } = this.shape;
+    const n = outputs[newEntriesName(0, 'key')].dims[2];
+    const len = this.len;
+    const newLen = len + n;
+    for (let i = 0; i < this.shape.layers; i++) {
+      for (const [side, kv] of [[this.keys, 'key'], [this.values, 'value']] as const) {
+        const fresh = kvBits(outputs[newEntriesName(i, kv)]);
+        let buf = side[i];
+        if (buf.length < H * newLen * D) {
+          const grown = this.empty(H * (newLen + Math.max(64, newLen >> 2)) * D);
+          for (let h = 0; h < H; h++) grown.set(buf.subarray(h * len * D, (h + 1) * len * D), h * newLen * D);
+          buf = side[i] = grown;
+        } else {
+          for (let h = H - 1; h > 0; h--) buf.copyWithin(h * newLen * D, h * len * D, (h + 1) * len * D);
+        }
+        for (let h = 0; h < H; h++) buf.set(fresh.subarray(h * n * D, (h + 1) * n * D), (h * newLen + len) * D);
+      }
+    }
+    this.len = newLen;
   }
 
   async apply(plan: LayerAssign[]): Promise<void> {
@@ -97,12 +132,13 @@ export class CpuKvStore implements KvStore {
     let newLen = -1;
     for (let i = 0; i < this.shape.layers; i++) {
       for (const side of [this.keys, this.values]) {
-        const data = side[i].data as Float32Array | Uint16Array;
-        // In place: the buffers are the decoder's outputs, owned by this store; no copy of the whole cache per step.
+        // In place, at the start of the buffer this store owns: no copy of the whole cache per step.
+        const data = side[i].subarray(0, kvHeads * this.len * headDim);
         const r = data instanceof Uint16Array
           ? applyAssignHalf(data, kvHeads, this.len, headDim, plan[i], { inPlace: true })
           : applyAssign(data, kvHeads, this.len, headDim, plan[i], { inPlace: true });
-        side[i] = this.tensor(r.data, r.newLen);
+        // Compacted in place, the buffer keeps its room; a plan that grows the cache gets a new one.
+        if (r.data.buffer !== side[i].buffer || r.data.byteOffset !== side[i].byteOffset) side[i] = r.data;
         newLen = r.newLen;
       }
     }

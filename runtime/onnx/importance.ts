@@ -18,15 +18,16 @@ import { findSites, type AttentionKind, type Site } from './attentionSites.js';
 import { assignLayers } from './layerMap.js';
 import { wireTruePositions, type PositionsRewrite } from './positions.js';
 import { lastPositionLogits } from './lastLogits.js';
+import { exposeNewEntries } from './newEntries.js';
 
 export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-// 18: the reductions listed last, layer 0's last; logits of the last position only (17: the attn_window.* outputs and true positions for
+// 19: new.* outputs (18: the reductions listed last, layer 0's last; logits of the last position only) (17: the attn_window.* outputs and true positions for
 // GroupQueryAttention, rotary outside it) (derived decoders are cached in a folder
 // other checkouts share: a distinctive number keeps theirs apart).
-export const REWRITE_VERSION = 18;
+export const REWRITE_VERSION = 19;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 /**
  * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of
@@ -44,6 +45,8 @@ export interface RewriteResult {
   outputNames: string[];
   /** GroupQueryAttention rotary rewired to position_ids (positions.ts). */
   positions?: PositionsRewrite;
+  /** Whether `new.{i}.key|value` outputs were added (newEntries.ts). */
+  newEntries: boolean;
 }
 
 export interface RewriteOptions {
@@ -82,20 +85,23 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
     byLayer[layer].push(...reduction.take());
   });
 
+  // The derived decoder also places tokens at their true positions after a compaction (positions.ts), outputs each
+  // run's new cache entries (newEntries.ts, after the positions: GroupQueryAttention's keys are rotated by then) and
+  // the last position's logits only (lastLogits.ts).
+  const positions = found.kind === 'gqa' ? wireTruePositions(model) : undefined;
+  const newEntries = exposeNewEntries(model);
+  lastPositionLogits(model);
   // onnxruntime's default execution order is a depth-first walk back from the graph's leaves, last-listed leaf first.
-  // Listed after everything else, layer 0's reduction last, each reduction runs as soon as its layer's attention
-  // exists, and that attention matrix is freed before the next layer's is made. Appended in layer order, all 30 of a
-  // 256M prefill's (53 MB each at 1,200 tokens) were alive at once (docs/real-size.md, "Memory").
+  // Listed after everything else, layer 0's last, each reduction runs as soon as its layer's attention exists, and
+  // that attention matrix is freed before the next layer's is made. Appended in layer order, all 30 of a 256M
+  // prefill's (53 MB each at 1,200 tokens) were alive at once (docs/real-size.md, "Memory").
   graph.node = [...constants, ...(graph.node ?? []), ...byLayer.reverse().flat()];
   graph.output = [
     ...(graph.output ?? []),
     ...outputNames.map((name) => outputInfo(graph, name)),
     ...reduction.windowNames.filter(Boolean).map((name) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: FLOAT } } })),
   ];
-  // The derived decoder also places tokens at their true positions after a compaction (positions.ts).
-  const positions = found.kind === 'gqa' ? wireTruePositions(model) : undefined;
-  lastPositionLogits(model);
-  return { model, kind: found.kind, layers: layerOf.length, outputNames, positions };
+  return { model, kind: found.kind, layers: layerOf.length, outputNames, positions, newEntries };
 }
 
 /**

@@ -289,11 +289,11 @@ function reference(
   return out;
 }
 
-/** The last of S rows per batch entry of a [B, S, V] tensor. */
-function lastRows(data: ArrayLike<number>, B: number, S: number): Float32Array {
+/** The last `keep` of S rows per batch entry of a [B, S, V] tensor (default the last one). */
+function lastRows(data: ArrayLike<number>, B: number, S: number, keep = 1): Float32Array {
   const V = data.length / (B * S);
-  const out = new Float32Array(B * V);
-  for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) out[b * V + v] = data[(b * S + S - 1) * V + v];
+  const out = new Float32Array(B * keep * V);
+  for (let b = 0; b < B; b++) for (let i = 0; i < keep * V; i++) out[b * keep * V + i] = data[(b * S + S - keep) * V + i];
   return out;
 }
 
@@ -361,6 +361,17 @@ async function checkDecoder(
       assertClose(got[name].data, expected, TOL, `${sc.name}: original output ${name}`);
     }
     const T = sc.mask[0].length;
+    // new.{l}.key|value: the run's own entries, the last S of each head's present rows (newEntries.ts). The test
+    // graphs' presents are a Concat (unfused) or GroupQueryAttention's; MultiHeadAttention's are not exposed.
+    assert.equal(`new.0.key` in got, expectKind !== 'mha', `${sc.name}: new.* outputs for the ${expectKind} kind`);
+    for (let l = 0; l < d.layers && expectKind !== 'mha'; l++) {
+      for (const kv of ['key', 'value']) {
+        const present = got[`present.${l}.${kv}`];
+        const fresh = got[`new.${l}.${kv}`];
+        assert.deepEqual([...fresh.dims], [B, kvHeads, sc.S, d.headDim], `${sc.name}: dims of new.${l}.${kv}`);
+        assertClose(fresh.data, lastRows(present.data, B * kvHeads, T, sc.S), 0, `${sc.name}: new.${l}.${kv}`);
+      }
+    }
     for (let l = 0; l < d.layers; l++) {
       const imp = got[`attn_importance.${l}`];
       assert.deepEqual([...imp.dims], [B, T], `${sc.name}: dims of attn_importance.${l}`);
