@@ -24,9 +24,9 @@ export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-// 19: new.* outputs (18: the reductions listed last, layer 0's last; logits of the last position only) (17: the attn_window.* outputs and true positions for
-// GroupQueryAttention, rotary outside it) (derived decoders are cached in a folder
-// other checkouts share: a distinctive number keeps theirs apart).
+// 19: new.* outputs. 18: the reductions listed last, layer 0's last; logits of the last position only. 17: the
+// attn_window.* outputs and true positions for GroupQueryAttention (rotary outside it). Derived decoders are cached
+// in a folder other checkouts share: a distinctive number keeps theirs apart.
 export const REWRITE_VERSION = 19;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 /**

@@ -3,7 +3,7 @@
 // about 68 GFLOP. The rewrite slices the LM head's input to its last row, so `logits` is [batch, 1, vocab] on every run.
 import { onnx } from 'onnx-proto';
 import { I64, tensor } from './build.js';
-import { defaultOpset, isDefaultDomain, MS } from './graphIndex.js';
+import { defaultOpset, GraphIndex, isDefaultDomain, MS } from './graphIndex.js';
 
 /** Ops between the LM head and `logits` that keep the row count (a float16 model's Cast to float32). */
 const PASS_THROUGH = new Set(['Cast', 'Identity']);
@@ -17,29 +17,22 @@ export function lastPositionLogits(model: onnx.IModelProto): boolean {
   const graph = model.graph;
   if (!graph || defaultOpset(model) < 10) return false;
   const nodes = graph.node ?? [];
-  const producer = new Map<string, onnx.INodeProto>();
-  for (const n of nodes) for (const o of n.output ?? []) producer.set(o, n);
+  const idx = new GraphIndex(graph);
   const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
 
-  let head = producer.get('logits');
-  while (head && PASS_THROUGH.has(head.opType ?? '') && isDefaultDomain(head.domain)) head = producer.get(head.input![0]);
+  let head = idx.producer.get('logits')?.node;
+  while (head && PASS_THROUGH.has(head.opType ?? '') && isDefaultDomain(head.domain)) head = idx.producer.get(head.input![0])?.node;
   if (!head) return false;
   const isMatMul = head.opType === 'MatMul' && isDefaultDomain(head.domain);
   const isNBits = head.opType === 'MatMulNBits' && head.domain === MS;
   if (!isMatMul && !isNBits) return false;
   // The activation is the input that is not a weight; MatMulNBits takes it first.
-  const slot = isNBits ? 0 : (head.input ?? []).findIndex((x) => !initializers.has(x) && producer.get(x)?.opType !== 'Constant');
+  const slot = isNBits ? 0 : (head.input ?? []).findIndex((x) => !initializers.has(x) && idx.producer.get(x)?.node.opType !== 'Constant');
   if (slot < 0 || (isMatMul && (head.input ?? []).filter((x) => !initializers.has(x)).length !== 1)) return false;
   // Only the LM head's own input is cut: any other reader of the hidden states still sees every position.
   const hidden = head.input![slot];
 
-  const names = new Set(nodes.flatMap((n) => n.output ?? []));
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; names.has(name) || initializers.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
+  const fresh = (base: string) => idx.unique(base);
   const starts = fresh('last_logits/starts');
   const ends = fresh('last_logits/ends');
   const axes = fresh('last_logits/axes');

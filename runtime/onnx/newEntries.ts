@@ -4,7 +4,7 @@
 // presents are 77 MB a step (a step took 113 ms fetching them, 69 ms without, on 2 cores; docs/real-size.md).
 import { onnx } from 'onnx-proto';
 import { attr, I64, tensor } from './build.js';
-import { attrInt, isDefaultDomain, MS } from './graphIndex.js';
+import { attrInt, GraphIndex, isDefaultDomain, MS } from './graphIndex.js';
 
 export const NEW_ENTRIES_PREFIX = 'new.';
 export const newEntriesName = (layer: number, kv: 'key' | 'value') => `${NEW_ENTRIES_PREFIX}${layer}.${kv}`;
@@ -19,21 +19,14 @@ export function exposeNewEntries(model: onnx.IModelProto): boolean {
   const graph = model.graph;
   if (!graph) return false;
   const nodes = graph.node ?? [];
-  const producer = new Map<string, { node: onnx.INodeProto; slot: number }>();
-  for (const n of nodes) (n.output ?? []).forEach((o, slot) => producer.set(o, { node: n, slot }));
-  const names = new Set([...nodes.flatMap((n) => n.output ?? []), ...(graph.initializer ?? []).map((t) => t.name ?? '')]);
+  const idx = new GraphIndex(graph);
   const presents = (graph.output ?? []).map((o) => /^present\.(\d+)\.(key|value)$/.exec(o.name ?? '')).filter((m) => m !== null);
-  if (!presents.length || presents.some((m) => names.has(newEntriesName(Number(m[1]), m[2] as 'key' | 'value')))) return false;
+  if (!presents.length || presents.some((m) => idx.names.has(newEntriesName(Number(m[1]), m[2] as 'key' | 'value')))) return false;
 
   const added: onnx.NodeProto[] = [];
   const initializers: onnx.TensorProto[] = [];
   const outputs: onnx.IValueInfoProto[] = [];
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
+  const fresh = (base: string) => idx.unique(base);
   const make = (opType: string, input: string[], base: string, attribute: onnx.AttributeProto[] = [], output?: string) => {
     const out = output ?? fresh(base);
     added.push(onnx.NodeProto.create({ opType, name: fresh(`${base}/${opType}`), input, output: [out], attribute }));
@@ -45,22 +38,22 @@ export function exposeNewEntries(model: onnx.IModelProto): boolean {
     const base = `new_entries/${layer}/${kv}`;
     // Casts between the attention and the output are replayed on the new entries.
     const casts: number[] = [];
-    let at = producer.get(present);
+    let at = idx.producer.get(present);
     while (at && at.node.opType === 'Cast' && isDefaultDomain(at.node.domain)) {
       casts.unshift(attrInt(at.node, 'to')!);
-      at = producer.get(at.node.input![0]);
+      at = idx.producer.get(at.node.input![0]);
     }
     if (!at) return false;
     let entries: string;
     const n = at.node;
     if (n.opType === 'Concat' && isDefaultDomain(n.domain) && n.input?.length === 2 && [2, -2].includes(attrInt(n, 'axis') ?? 0)) {
       entries = n.input[1];
-    } else if (n.opType === 'GroupQueryAttention' && n.domain === MS && (at.slot === 1 || at.slot === 2) && n.input?.[at.slot]) {
+    } else if (n.opType === 'GroupQueryAttention' && n.domain === MS && (at.index === 1 || at.index === 2) && n.input?.[at.index]) {
       const kvHeads = attrInt(n, 'kv_num_heads');
       if (!kvHeads) return false;
       const shape = fresh(`${base}/shape`);
       initializers.push(tensor(shape, I64, [4], [0, 0, kvHeads, -1]));
-      entries = make('Transpose', [make('Reshape', [n.input[at.slot], shape], base)], base, [attr('perm', [0, 2, 1, 3])]);
+      entries = make('Transpose', [make('Reshape', [n.input[at.index], shape], base)], base, [attr('perm', [0, 2, 1, 3])]);
     } else {
       return false;
     }

@@ -3,7 +3,7 @@
 // through growth of its buffers, in-place appends and compactions, in float32 and float16.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ort, float16Tensor } from '../../runtime/model/ort.js';
+import { ort, float16Tensor, type Tensor } from '../../runtime/model/ort.js';
 import { CpuKvStore, pastName, presentName, type KvDtype } from '../../runtime/cache/store.js';
 import { newEntriesName } from '../../runtime/onnx/newEntries.js';
 
@@ -36,8 +36,8 @@ async function check(dtype: KvDtype) {
   const runs = [7, ...Array(95).fill(1)];
   for (const n of runs) {
     const a = byPresent.length;
-    const newOut: Record<string, ort.Tensor> = {};
-    const presentOut: Record<string, ort.Tensor> = {};
+    const newOut: Record<string, Tensor> = {};
+    const presentOut: Record<string, Tensor> = {};
     const feeds = byPresent.feeds();
     for (let l = 0; l < L; l++) {
       for (const kv of ['key', 'value'] as const) {
