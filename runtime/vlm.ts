@@ -15,7 +15,7 @@ import { probeContext, startDecode } from './model/probe.js';
 import { decoderIdentity, keyString, machineId, PROBE_FILE, readProbe, writeProbe, type ProbeKey } from './model/probeCache.js';
 import { defaultDerivedCacheDir } from './paths.js';
 import { presentName, type KvDtype } from './cache/store.js';
-import { newEntriesName } from './onnx/newEntries.js';
+import { decoderFetches } from './onnx/newEntries.js';
 import { f32ToF16 } from './util/half.js';
 import type { Device, DeviceProbe, ImageDetail } from './protocol.js';
 import { Conversation, type EncodedImage, type ForwardCounters, type LoadedModel } from './generate/conversation.js';
@@ -143,7 +143,7 @@ export class Vlm implements LoadedModel {
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);
     const perTile = config.visionHeads * config.patchesPerTile ** 2 * 4; // one tile's attention probabilities, fp32
     // On the CPU one tile a run: the arena keeps a run's peak for good (5 tiles of the 256M: +1.2 GB of RSS, 1 tile:
-    // +0.23 GB), and one tile was no slower (docs/real-size.md, "Memory"). A GPU keeps the bounded batches.
+    // +0.23 GB), and one tile was no slower (docs/real-size.md, run 6). A GPU keeps the bounded batches.
     const batch = opts.visionBatchTiles ?? (choice.provider === 'cpu' ? 1 : Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile)));
     const fam = loadFamiliarity(opts.modelDir, config.files.vision, config.hiddenSize, config.imageSeqLen);
     log(fam.reason);
@@ -228,17 +228,11 @@ export class Vlm implements LoadedModel {
    * On the CPU a derived decoder's new.* entries are fetched instead of the present.* outputs: onnxruntime-node
    * copies every fetched output into a fresh buffer, the whole cache each step (runtime/onnx/newEntries.ts).
    */
-  private get decoderFetches(): string[] | null {
-    const names = this.sessions.decoder.outputNames;
-    this.fetches ??= this.provider === 'cpu' && names.includes(newEntriesName(0, 'key')) ? names.filter((n) => !n.startsWith('present.')) : null;
-    return this.fetches;
+  async decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+    this.fetches ??= decoderFetches(this.sessions.decoder.outputNames, this.provider);
+    return this.fetches ? this.sessions.decoder.run(feeds, this.fetches) : this.sessions.decoder.run(feeds);
   }
   private fetches?: string[] | null;
-
-  async decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    const fetches = this.decoderFetches;
-    return fetches ? this.sessions.decoder.run(feeds, fetches) : this.sessions.decoder.run(feeds);
-  }
 
   get kvShape() {
     return { layers: this.config.numLayers, kvHeads: this.config.numKvHeads, headDim: this.config.headDim, dtype: this.kvDtype };

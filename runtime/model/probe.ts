@@ -7,6 +7,7 @@ import { GpuKvStore } from '../cache/gpuStore.js';
 import { lastLogits, ones, positionIds } from '../generate/tensors.js';
 import { float16Tensor, ort } from './ort.js';
 import { f32ToF16 } from '../util/half.js';
+import { decoderFetches } from '../onnx/newEntries.js';
 
 /** A GPU provider's and the CPU's median decode step (ms) on the same workload. */
 export interface Measurements {
@@ -80,14 +81,16 @@ export async function startDecode(decoder: InferenceSession, provider: Provider,
   const store: KvStore = provider === 'webgpu' ? new GpuKvStore(shape) : new CpuKvStore(shape);
   const half = decoder.inputMetadata.some((m) => m.name === 'inputs_embeds' && m.isTensor && m.type === 'float16');
   const takesPositions = decoder.inputNames.includes('position_ids');
+  const fetches = decoderFetches(decoder.outputNames, provider); // as Vlm.decoder fetches
   const run = async (n: number): Promise<number> => {
     const t = performance.now();
-    const out = await decoder.run({
+    const feeds = {
       inputs_embeds: dummyEmbeds(n, hiddenSize, half, store.length),
       attention_mask: ones(store.length + n),
       ...(takesPositions ? { position_ids: positionIds(store.length, n) } : {}),
       ...store.feeds(),
-    });
+    };
+    const out = await (fetches ? decoder.run(feeds, fetches) : decoder.run(feeds));
     store.adopt(out);
     lastLogits(out.logits); // the host needs the logits every step: the GPU's synchronisation point
     return performance.now() - t;

@@ -94,7 +94,7 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
   // onnxruntime's default execution order is a depth-first walk back from the graph's leaves, last-listed leaf first.
   // Listed after everything else, layer 0's last, each reduction runs as soon as its layer's attention exists, and
   // that attention matrix is freed before the next layer's is made. Appended in layer order, all 30 of a 256M
-  // prefill's (53 MB each at 1,200 tokens) were alive at once (docs/real-size.md, "Memory").
+  // prefill's (53 MB each at 1,200 tokens) were alive at once (docs/real-size.md, run 6).
   graph.node = [...constants, ...(graph.node ?? []), ...byLayer.reverse().flat()];
   graph.output = [
     ...(graph.output ?? []),

@@ -10,6 +10,14 @@ export const NEW_ENTRIES_PREFIX = 'new.';
 export const newEntriesName = (layer: number, kv: 'key' | 'value') => `${NEW_ENTRIES_PREFIX}${layer}.${kv}`;
 
 /**
+ * The outputs to fetch from a decoder run: on the CPU, where the decoder has new.* entries, everything but the
+ * present.* outputs (the CPU store appends the new entries); null fetches every output (a GPU keeps them on the device).
+ */
+export function decoderFetches(outputNames: readonly string[], provider: string): string[] | null {
+  return provider === 'cpu' && outputNames.includes(newEntriesName(0, 'key')) ? outputNames.filter((n) => !n.startsWith('present.')) : null;
+}
+
+/**
  * Adds `new.{i}.key|value` for every present output, in place. A present is either a Concat of the past and the new
  * entries on the sequence axis (possibly under Casts, as a float16 cache of a float32 graph), or GroupQueryAttention's
  * present (its key / value inputs, [B, S, kv_heads * head_dim], reshaped). Returns false, changing nothing, when one
