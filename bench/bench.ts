@@ -46,7 +46,6 @@ export function memoryBandwidthGBs(): number {
   return rates.sort((x, y) => x - y)[3];
 }
 
-
 function pickImage(): { image: string; question: string } {
   const dir = join(packageRoot(), 'media', 'samples');
   try {

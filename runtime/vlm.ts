@@ -142,7 +142,7 @@ export class Vlm implements LoadedModel {
     const loadMs = performance.now() - t0;
     log(`loaded ${opts.modelDir} on ${choice.provider} in ${loadMs.toFixed(0)} ms`);
     const perTile = config.visionHeads * config.patchesPerTile ** 2 * 4; // one tile's attention probabilities, fp32
-    // On the CPU one tile a run: the arena keeps a run's peak for good (5 tiles of the 256M: +1.2 GB of RSS, 1 tile:
+    // On the CPU one tile a run: the arena keeps a run's peak for good (5 tiles of the 256M look-alike: +1.2 GB of RSS, 1 tile:
     // +0.23 GB), and one tile was no slower (docs/real-size.md, run 6). A GPU keeps the bounded batches.
     const batch = opts.visionBatchTiles ?? (choice.provider === 'cpu' ? 1 : Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile)));
     const fam = loadFamiliarity(opts.modelDir, config.files.vision, config.hiddenSize, config.imageSeqLen);
@@ -229,10 +229,11 @@ export class Vlm implements LoadedModel {
    * copies every fetched output into a fresh buffer, the whole cache each step (runtime/onnx/newEntries.ts).
    */
   async decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    this.fetches ??= decoderFetches(this.sessions.decoder.outputNames, this.provider);
+    // Worked out once: null (fetch everything) is an answer too, so `??=` would redo it every step.
+    if (this.fetches === undefined) this.fetches = decoderFetches(this.sessions.decoder.outputNames, this.provider);
     return this.fetches ? this.sessions.decoder.run(feeds, this.fetches) : this.sessions.decoder.run(feeds);
   }
-  private fetches?: string[] | null;
+  private fetches: string[] | null | undefined;
 
   get kvShape() {
     return { layers: this.config.numLayers, kvHeads: this.config.numKvHeads, headDim: this.config.headDim, dtype: this.kvDtype };

@@ -66,8 +66,8 @@ export async function createSession(path: string, provider: Provider, opts: Sess
   const threads = opts.threads ?? (Number(process.env.ELASTIC_VLM_THREADS) || undefined);
   if (threads) o.intraOpNumThreads = threads;
   if (provider === 'webgpu') {
-    // Dawn's validation of every dispatch is a debugging aid: off, a 256M fp16 decode step ran 88 -> 98 tok/s on an
-    // H200 (docs/real-size.md, run 6). ELASTIC_VLM_WEBGPU overrides.
+    // Dawn's validation of every dispatch is a debugging aid: off, the 256M look-alike's fp16 decode ran 88 -> 98
+    // tok/s on an H200 (single runs, docs/real-size.md run 6). ELASTIC_VLM_WEBGPU overrides.
     o.extra = { ep: { webgpuexecutionprovider: { validationMode: 'disabled', ...webgpuSettings() } } };
   }
   if (provider === 'webgpu' && opts.gpuOutputs?.length) {

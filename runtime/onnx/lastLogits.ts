@@ -32,18 +32,17 @@ export function lastPositionLogits(model: onnx.IModelProto): boolean {
   // Only the LM head's own input is cut: any other reader of the hidden states still sees every position.
   const hidden = head.input![slot];
 
-  const fresh = (base: string) => idx.unique(base);
-  const starts = fresh('last_logits/starts');
-  const ends = fresh('last_logits/ends');
-  const axes = fresh('last_logits/axes');
-  const last = fresh('last_logits/hidden');
+  const starts = idx.unique('last_logits/starts');
+  const ends = idx.unique('last_logits/ends');
+  const axes = idx.unique('last_logits/axes');
+  const last = idx.unique('last_logits/hidden');
   graph.initializer = [
     ...(graph.initializer ?? []),
     tensor(starts, I64, [1], [-1]),
     tensor(ends, I64, [1], [2 ** 53 - 1]),
     tensor(axes, I64, [1], [1]),
   ];
-  const slice = onnx.NodeProto.create({ opType: 'Slice', name: fresh('last_logits/Slice'), input: [hidden, starts, ends, axes], output: [last] });
+  const slice = onnx.NodeProto.create({ opType: 'Slice', name: idx.unique('last_logits/Slice'), input: [hidden, starts, ends, axes], output: [last] });
   head.input![slot] = last;
   graph.node = nodes.flatMap((n) => (n === head ? [slice, n] : [n]));
   // `logits` keeps its rank; its row axis is 1 now, whatever the graph declared.

@@ -34,10 +34,9 @@ export function exposeNewEntries(model: onnx.IModelProto): boolean {
   const added: onnx.NodeProto[] = [];
   const initializers: onnx.TensorProto[] = [];
   const outputs: onnx.IValueInfoProto[] = [];
-  const fresh = (base: string) => idx.unique(base);
   const make = (opType: string, input: string[], base: string, attribute: onnx.AttributeProto[] = [], output?: string) => {
-    const out = output ?? fresh(base);
-    added.push(onnx.NodeProto.create({ opType, name: fresh(`${base}/${opType}`), input, output: [out], attribute }));
+    const out = output ?? idx.unique(base);
+    added.push(onnx.NodeProto.create({ opType, name: idx.unique(`${base}/${opType}`), input, output: [out], attribute }));
     return out;
   };
   for (const m of presents) {
@@ -59,7 +58,7 @@ export function exposeNewEntries(model: onnx.IModelProto): boolean {
     } else if (n.opType === 'GroupQueryAttention' && n.domain === MS && (at.index === 1 || at.index === 2) && n.input?.[at.index]) {
       const kvHeads = attrInt(n, 'kv_num_heads');
       if (!kvHeads) return false;
-      const shape = fresh(`${base}/shape`);
+      const shape = idx.unique(`${base}/shape`);
       initializers.push(tensor(shape, I64, [4], [0, 0, kvHeads, -1]));
       entries = make('Transpose', [make('Reshape', [n.input[at.index], shape], base)], base, [attr('perm', [0, 2, 1, 3])]);
     } else {

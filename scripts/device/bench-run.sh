@@ -7,15 +7,11 @@
 # Writes $1/bench-*.json and their logs. The look-alikes are built once per machine under $WORK.
 set -u
 OUTDIR=$1
-. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH
+. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH, fused_256m
 W=${WORK:-/tmp/lookalike-bench}
 mkdir -p "$W"
 cd "$ROOT"
-for d in fp32 fp16; do
-  [ -f "$W/256m/onnx/decoder_model_merged$([ $d = fp32 ] || echo _$d).onnx" ] && continue
-  python3 tools/lookalike/lookalike.py --preset smolvlm-256m --format fused --dtypes $d --out "$W/256m" > /dev/null 2>>"$OUTDIR/errors.txt" &
-done
-wait
+fused_256m "$W/256m" fp32 fp16
 nproc > "$OUTDIR/nproc.txt"
 bench() { local name=$1; shift; timeout "${LIMIT:-540}" "$N" "$X/app/bench/bench.js" --model "$W/256m" --json "$@" > "$OUTDIR/bench-$name.json" 2> "$OUTDIR/bench-$name.log"; echo "$name rc=$?" >> "$OUTDIR/status.txt"; }
 for phase in $(echo "${PHASES:-cpu-describe}" | tr , ' '); do

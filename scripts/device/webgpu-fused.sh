@@ -5,14 +5,11 @@
 # Writes $1/webgpu.jsonl. Needs the carry of build-carry.sh unpacked at .devcarry/x (or CARRY).
 set -u
 OUTDIR=$1
-. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH
+. "$(dirname "$0")/carry-env.sh"  # ROOT, X (the unpacked carry), N (its node), NODE_PATH, fused_256m
 W=${WORK:-/tmp/lookalike-gpu}
 mkdir -p "$W"
 cd "$ROOT"
-for d in fp32 fp16 q4f16; do
-  python3 tools/lookalike/lookalike.py --preset smolvlm-256m --format fused --dtypes $d --out "$W/256m" > /dev/null 2>>"$OUTDIR/errors.txt" &
-done
-wait
+fused_256m "$W/256m" fp32 fp16 q4f16
 gpumem() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$1" 2>/dev/null & echo $!; }
 for d in ${DTYPES:-fp16 q4f16 fp32}; do
   for dev in webgpu cpu; do
