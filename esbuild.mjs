@@ -11,6 +11,8 @@ const node = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', 
 const builds = [
   { ...node, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js' },
   { ...node, entryPoints: ['runtime/worker/main.ts'], outfile: 'dist/worker.js' },
+  // The decoder rewrite's child process (runtime/onnx/deriveChild.ts), found beside worker.js.
+  { ...node, entryPoints: ['runtime/onnx/deriveMain.ts'], outfile: 'dist/deriveMain.js' },
   {
     bundle: true, platform: 'browser', format: 'iife', target: 'chrome114', sourcemap: minify ? false : 'linked', minify, logLevel: 'info',
     entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js',

@@ -11,6 +11,7 @@ import { linePlotSvg } from '../runtime/eval/plot.js';
 import { listOption, parseDevice } from '../runtime/cli/options.js';
 import { readModelFolder } from '../runtime/model/modelFolder.js';
 import { SCENARIOS, type ScenarioName } from './scenarioNames.js';
+import { WORKER_MALLOC_ENV } from '../runtime/worker/env.js';
 import type { RowResult, RowSpec } from './scenarios.js';
 import type { PeerResult, PeerSpec } from './peer.js';
 import type { PrefillCost } from './prefill.js';
@@ -27,6 +28,8 @@ function child<T>(script: string, spec: object): T {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
     stdio: ['ignore', 'pipe', 'inherit'],
+    // Every row under the worker's malloc settings; BENCH_MALLOC=default measures glibc's own.
+    env: process.env.BENCH_MALLOC === 'default' ? process.env : { ...WORKER_MALLOC_ENV, ...process.env },
   });
   return JSON.parse(out.trim().split('\n').pop()!) as T;
 }
@@ -144,9 +147,10 @@ async function main(): Promise<number> {
   if (prefillOverhead) log(`prefill: stock decoder ${prefillOverhead.plainPrefillMs.toFixed(1)} ms, with importance outputs + elastic compaction ${prefillOverhead.scoredPrefillMs.toFixed(1)} ms (+${(100 * prefillOverhead.share).toFixed(1)}%)`);
   const machine = machineInfo();
   const floor = { memoryBandwidthGBs: bandwidth, decoderWeightBytes: weightBytes, weightFileBytes, dtype: dtype ?? 'fp32', note: 'floor = (decoder weights + kept KV bytes) / copy bandwidth, per decode step' };
+  const malloc = process.env.BENCH_MALLOC === 'default' ? 'glibc default' : WORKER_MALLOC_ENV;
   const slim = rows.map(({ steps: _s, answer: _a, ...r }) => r);
   if (values.docs) writeDocs(resolve(values.docs), machine, rows, peer, floor, prefillOverhead);
-  if (values.json) process.stdout.write(`${JSON.stringify({ machine, rows: slim, failed, peer, floor, prefillOverhead })}\n`);
+  if (values.json) process.stdout.write(`${JSON.stringify({ machine, malloc, rows: slim, failed, peer, floor, prefillOverhead })}\n`);
   else process.stdout.write(`${table(rows)}\n`);
   return 0;
 }

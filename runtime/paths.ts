@@ -26,6 +26,21 @@ export function workerEntry(): { path: string; execArgv: string[] } {
   return { path: bundled, execArgv: [] };
 }
 
+/**
+ * The decoder rewrite's child program (onnx/deriveChild.ts): deriveMain.js beside the running bundle (dist/, or a
+ * device carry's app/), or one folder up (a bundle in a subfolder, as the carry's app/bench/); else the TypeScript
+ * source through tsx.
+ */
+export function deriveEntry(): { path: string; execArgv: string[] } {
+  if (!__filename.endsWith('.ts')) {
+    for (const dir of [__dirname, dirname(__dirname), join(packageRoot(), 'dist')]) {
+      const bundled = join(dir, 'deriveMain.js');
+      if (existsSync(bundled)) return { path: bundled, execArgv: [] };
+    }
+  }
+  return { path: join(packageRoot(), 'runtime', 'onnx', 'deriveMain.ts'), execArgv: ['--import', 'tsx'] };
+}
+
 /** Where derived decoders (and `auto`'s device probe) are kept: $XDG_CACHE_HOME/elastic-vlm/derived or ~/.cache/elastic-vlm/derived. */
 export function defaultDerivedCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');

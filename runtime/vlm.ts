@@ -98,7 +98,7 @@ export class Vlm implements LoadedModel {
     if (opts.scores !== false) {
       try {
         const { deriveScoredDecoder } = await import('./onnx/derive.js');
-        const d = await deriveScoredDecoder(config.files.decoder, { cacheDir: opts.cacheDir });
+        const d = await deriveScoredDecoder(config.files.decoder, { cacheDir: opts.cacheDir, isolate: true, log });
         decoderPath = d.path;
         kind = d.kind;
         scoreOutputs = d.outputNames;
@@ -117,7 +117,7 @@ export class Vlm implements LoadedModel {
     const build = async (p: Provider): Promise<Sessions> => {
       // On a GPU the weights live in device memory, which Node cannot see; the CPU's must fit in RAM.
       if (p === 'cpu') checkFitsInMemory([decoderPath, config.files.vision, config.files.embed], opts.availableMemory);
-      const path = noScoresHere(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir }) : decoderPath;
+      const path = noScoresHere(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir, isolate: true, log }) : decoderPath;
       const decoder = await createSession(path, p, { gpuOutputs: p === 'webgpu' ? presents : undefined });
       const vision = await createSession(config.files.vision, p);
       // The embedding lookup is one Gather: on the CPU it costs nothing and spares a GPU round trip per step.

@@ -10,6 +10,8 @@ import { REWRITE_VERSION, rewriteForImportance, type RewriteResult } from './imp
 import { wireTruePositions } from './positions.js';
 import { lastPositionLogits } from './lastLogits.js';
 import { defaultDerivedCacheDir } from '../paths.js';
+import { writeModelFile } from './writeModel.js';
+import { inChildProcess } from './deriveChild.js';
 
 export interface DerivedDecoder {
   /** The derived model file (inside the cache folder). */
@@ -26,6 +28,13 @@ export interface DerivedDecoder {
 export interface DeriveOptions {
   /** Where derived models are kept; default $XDG_CACHE_HOME/elastic-vlm/derived or ~/.cache/elastic-vlm/derived. */
   cacheDir?: string;
+  /**
+   * Run a rewrite that is not cached in a child process (deriveChild.ts), so that its memory (the source's bytes
+   * and the decoded graph) is the child's and is gone before the caller loads its sessions. Default: in process.
+   */
+  isolate?: boolean;
+  /** Where the isolated rewrite's progress lines go. */
+  log?: (line: string) => void;
 }
 
 export { defaultDerivedCacheDir };
@@ -53,6 +62,19 @@ async function writeAtomic(file: string, data: Uint8Array | string): Promise<voi
   try {
     await fsp.writeFile(tmp, data);
     await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/** As writeAtomic, the model written piece by piece (writeModel.ts); returns its size in bytes. */
+async function writeModelAtomic(file: string, model: onnx.IModelProto): Promise<number> {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const n = await writeModelFile(model, tmp);
+    await fsp.rename(tmp, file);
+    return n;
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => {});
     throw e;
@@ -91,6 +113,7 @@ export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions =
       return { path: p.model, kind: meta.kind, layers: meta.layers, outputNames: meta.outputNames, cached: true, sourceSha256: sha };
     }
   }
+  if (opts.isolate) return inChildProcess({ kind: 'scored', source: srcPath, cacheDir: dir }, opts.log);
 
   const bytes = await fsp.readFile(srcPath);
   // Key by the bytes actually read (the file may have changed since it was hashed).
@@ -109,13 +132,12 @@ export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions =
     }
     throw e;
   }
-  const out = onnx.ModelProto.encode(result.model).finish();
-  await writeAtomic(p.model, out);
+  const written = await writeModelAtomic(p.model, result.model);
   const m: CacheMeta = {
     version: REWRITE_VERSION,
     sourceSha256: sha,
     source: srcPath,
-    bytes: out.byteLength,
+    bytes: written,
     kind: result.kind,
     layers: result.layers,
     outputNames: result.outputNames,
@@ -135,12 +157,13 @@ export async function derivePositionsDecoder(srcPath: string, opts: DeriveOption
   const out = (sha: string) => path.join(dir, `${sha}.positions.r${REWRITE_VERSION}.onnx`);
   const hashed = out(await sha256File(srcPath));
   if (await fsp.stat(hashed).then((s) => s.size > 0, () => false)) return hashed;
+  if (opts.isolate) return inChildProcess({ kind: 'positions', source: srcPath, cacheDir: dir }, opts.log);
   const bytes = await fsp.readFile(srcPath);
   const target = out(createHash('sha256').update(bytes).digest('hex'));
   const model = onnx.ModelProto.decode(bytes);
   const wired = wireTruePositions(model).wired;
   if (!lastPositionLogits(model) && wired === 0) return srcPath;
   await fsp.mkdir(dir, { recursive: true });
-  await writeAtomic(target, onnx.ModelProto.encode(model).finish());
+  await writeModelAtomic(target, model);
   return target;
 }

@@ -3,6 +3,7 @@
 // Used by both the extension host and the CLI.
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { WORKER_MALLOC_ENV } from './env.js';
 import type {
   AskResult, CacheOptions, CacheStats, GenerateOptions, ImageDetail, ImportanceMap, KeptPositions, LoadOptions, ModelInfo,
   Request, WorkerErrorCode, WorkerEvent,
@@ -136,8 +137,7 @@ export class WorkerClient extends EventEmitter {
     if (this.child) return;
     const child = fork(this.opts.workerPath, [], {
       execArgv: this.opts.execArgv ?? [],
-      // Few malloc arenas: ONNX Runtime's threads otherwise each grow their own, and RSS creeps up over hours.
-      env: { MALLOC_ARENA_MAX: '2', ...process.env, ...this.opts.env, ORT_DISABLE_TELEMETRY: '1' },
+      env: { ...WORKER_MALLOC_ENV, ...process.env, ...this.opts.env, ORT_DISABLE_TELEMETRY: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
     });

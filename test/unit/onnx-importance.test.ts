@@ -600,7 +600,7 @@ describe('rewriteForImportance: errors', () => {
   });
 });
 
-describe('deriveScoredDecoder', () => {
+for (const isolate of [false, true]) describe(`deriveScoredDecoder${isolate ? ' in a child process' : ''}`, () => {
   it('writes the derived model once into the cache folder and reuses it; the model folder is untouched', async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'evlm-derive-'));
     try {
@@ -612,7 +612,9 @@ describe('deriveScoredDecoder', () => {
       fs.writeFileSync(src, bytes);
       const srcStat = fs.statSync(src);
 
-      const first = await deriveScoredDecoder(src, { cacheDir });
+      const lines: string[] = [];
+      const first = await deriveScoredDecoder(src, { cacheDir, isolate, log: (l) => lines.push(l) });
+      assert.equal(lines.some((l) => l.includes('in a child process')), isolate, 'the rewrite ran in a child process when asked');
       assert.equal(first.cached, false);
       assert.equal(first.kind, 'softmax');
       assert.equal(first.layers, 2);
@@ -621,7 +623,8 @@ describe('deriveScoredDecoder', () => {
       const mtime = fs.statSync(first.path).mtimeMs;
 
       await new Promise((res) => setTimeout(res, 20));
-      const second = await deriveScoredDecoder(src, { cacheDir });
+      const second = await deriveScoredDecoder(src, { cacheDir, isolate, log: (l) => lines.push(l) });
+      assert.equal(lines.length, isolate ? 1 : 0, 'a cache hit starts no child');
       assert.equal(second.cached, true);
       assert.equal(second.path, first.path);
       assert.equal(fs.statSync(first.path).mtimeMs, mtime, 'not rewritten');
@@ -640,7 +643,7 @@ describe('deriveScoredDecoder', () => {
       // a changed source gets a new derivation
       const other = path.join(modelDir, 'other.onnx');
       fs.writeFileSync(other, encodeModel(buildUnfused({ seed: 42 })));
-      const third = await deriveScoredDecoder(other, { cacheDir });
+      const third = await deriveScoredDecoder(other, { cacheDir, isolate });
       assert.equal(third.cached, false);
       assert.notEqual(third.path, first.path);
       fs.rmSync(other);
@@ -660,7 +663,7 @@ describe('deriveScoredDecoder', () => {
       fs.writeFileSync(src, encodeModel(g.model()));
       const cacheDir = path.join(root, 'cache');
       for (let i = 0; i < 2; i++) {
-        await assert.rejects(deriveScoredDecoder(src, { cacheDir }), (e: unknown) => {
+        await assert.rejects(deriveScoredDecoder(src, { cacheDir, isolate }), (e: unknown) => {
           return e instanceof NoAttentionError && e.message.startsWith(`no attention found in ${src}: `);
         });
       }
