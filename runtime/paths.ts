@@ -27,13 +27,13 @@ export function workerEntry(): { path: string; execArgv: string[] } {
 }
 
 /**
- * The decoder rewrite's child program (onnx/deriveChild.ts): deriveMain.js beside the running bundle (dist/, or a
- * device carry's app/), or one folder up (a bundle in a subfolder, as the carry's app/bench/); else the TypeScript
- * source through tsx.
+ * The decoder rewrite's child program (onnx/deriveChild.ts): deriveMain.js beside the running bundle or up to two
+ * folders above it (dist/; a device carry's app/, whose bundles sit in app/bench/ and app/runtime/cli/), else the
+ * TypeScript source through tsx.
  */
 export function deriveEntry(): { path: string; execArgv: string[] } {
   if (!__filename.endsWith('.ts')) {
-    for (const dir of [__dirname, dirname(__dirname), join(packageRoot(), 'dist')]) {
+    for (let dir = __dirname, i = 0; i < 3; i++, dir = dirname(dir)) {
       const bundled = join(dir, 'deriveMain.js');
       if (existsSync(bundled)) return { path: bundled, execArgv: [] };
     }

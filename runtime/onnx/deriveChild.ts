@@ -40,7 +40,9 @@ export function inChildProcess(job: DeriveJob, log?: (l: string) => void): Promi
       if (reply?.ok) return resolve(job.kind === 'scored' ? reply.scored! : reply.positions!);
       if (reply) return reject(rebuild(reply.name, reply.message));
       const why = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exited with code ${code}`;
-      const tail = stderr.trim().split('\n').slice(-1)[0];
+      // Node ends an uncaught error's report with its version line: name the error, not that.
+      const lines = stderr.trim().split('\n');
+      const tail = lines.find((l) => /Error|error:/.test(l)) ?? lines.slice(-1)[0];
       reject(new Error(`the decoder rewrite's child process ${why}${tail ? `: ${tail}` : ''}`));
     });
   });

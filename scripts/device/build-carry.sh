@@ -21,8 +21,10 @@ cp -r node_modules/onnxruntime-common "$nm/"
 cp -r node_modules/sharp node_modules/detect-libc node_modules/semver "$nm/"
 cp -r node_modules/@img/sharp-linux-x64 node_modules/@img/sharp-libvips-linux-x64 node_modules/@img/colour "$nm/@img/" 2>/dev/null || true
 mkdir -p "$stage/app"
-npx esbuild runtime/cli/ask.ts runtime/cli/eval.ts runtime/onnx/deriveMain.ts bench/scenarios.ts scripts/device/lookalike-ask.ts scripts/device/probe-auto.ts --bundle --platform=node --format=cjs --target=node20 \
+npx esbuild runtime/cli/ask.ts runtime/cli/eval.ts bench/scenarios.ts scripts/device/lookalike-ask.ts scripts/device/probe-auto.ts --bundle --platform=node --format=cjs --target=node20 \
   --external:onnxruntime-node --external:sharp --outdir="$stage/app" --log-level=warning
+# The decoder rewrite's child program, where runtime/paths.ts deriveEntry looks for it (app/, above every bundle).
+npx esbuild runtime/onnx/deriveMain.ts --bundle --platform=node --format=cjs --target=node20 --outfile="$stage/app/deriveMain.js" --log-level=warning
 # The benchmark and its peer (transformers.js, bundled; it drives the same onnxruntime-node): beside the pieces
 # above, where bench.ts runs its children from (`npm run bench` without tsx).
 npx esbuild bench/bench.ts bench/peer.ts bench/prefill.ts --bundle --platform=node --format=cjs --target=node20 \
