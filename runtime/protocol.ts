@@ -75,6 +75,11 @@ export interface ElasticKnobs {
   rerank?: number;
   /** With rerank: stage 2 never evicts what stage 1 protected (question, global image). */
   keepProtected?: boolean;
+  /**
+   * Per-KV-head selection (measured, off by default): each KV head keeps its own entries, scored by the window
+   * attention of its group of query heads; every head keeps the same count. CPU store only.
+   */
+  perHead?: boolean;
 }
 
 export interface CacheOptions extends ElasticKnobs {

@@ -77,6 +77,30 @@ function compiledFor(assign: LayerAssign, len: number): Compiled {
   return c;
 }
 
+/** Whether `assign` is a per-KV-head assign (heads x len entries, types.ts) for a cache of `heads` heads and `len` entries. */
+export function isPerHead(assign: LayerAssign, heads: number, len: number): boolean {
+  return heads > 1 && assign.length === heads * len && assign.length !== len;
+}
+
+/** Head h's row of a per-KV-head assign. */
+export function headRow(assign: LayerAssign, len: number, h: number): LayerAssign {
+  return assign.subarray(h * len, (h + 1) * len);
+}
+
+// A per-head assign: one compiled plan per head, every head ending at one length.
+const perHeadCache = new WeakMap<LayerAssign, { len: number; c: Compiled[] }>();
+function compiledPerHead(assign: LayerAssign, heads: number, len: number): Compiled[] {
+  const hit = perHeadCache.get(assign);
+  if (hit && hit.len === len) return hit.c;
+  const c: Compiled[] = [];
+  for (let h = 0; h < heads; h++) {
+    c.push(compile(headRow(assign, len, h), len));
+    if (c[h].newLen !== c[0].newLen) throw new RangeError(`per-head assign: head ${h} ends at length ${c[h].newLen}, head 0 at ${c[0].newLen}`);
+  }
+  perHeadCache.set(assign, { len, c });
+  return c;
+}
+
 interface Options {
   /** Compact inside `data` and return a view of its head (no allocation); `data` is clobbered. */
   inPlace?: boolean;
@@ -97,12 +121,17 @@ function applyGeneric<T extends Float32Array | Uint16Array>(
   if (data.length !== heads * len * headDim) {
     throw new RangeError(`data has ${data.length} elements, expected ${heads}x${len}x${headDim}`);
   }
-  const c = compiledFor(assign, len);
-  const { newLen, dst, src, count } = c;
+  // A per-head assign compacts each head by its own row. In place stays safe: head h writes below
+  // (h + 1) x newLen x D <= (h + 1) x len x D, where head h + 1's entries start.
+  const perHead = isPerHead(assign, heads, len) ? compiledPerHead(assign, heads, len) : null;
+  let c = perHead ? perHead[0] : compiledFor(assign, len);
+  const { newLen } = c;
   const D = headDim;
   const out = opts.inPlace ? data : alloc(heads * newLen * D);
   const tmp = new Float32Array(D);
   for (let h = 0; h < heads; h++) {
+    if (perHead) c = perHead[h];
+    const { dst, src, count } = c;
     const sb = h * len * D;
     const db = h * newLen * D;
     for (let op = 0; op < c.ops; op++) {
@@ -189,7 +218,10 @@ export interface PlanSummary {
   perLayerEvicted: number[];
 }
 
-/** What a plan does; a null plan (no change) needs `oldLen` to report the length. */
+/**
+ * What a plan does; a null plan (no change) needs `oldLen` to report the length. Per-KV-head assigns (longer than
+ * `oldLen` by a whole number of heads; pass `oldLen` for them) count their heads' mean merged and evicted entries.
+ */
 export function planSummary(plan: CachePlan, oldLen = 0): PlanSummary {
   if (!plan) return { newLength: oldLen, merged: 0, evicted: 0, perLayerMerged: [], perLayerEvicted: [] };
   const perLayerMerged: number[] = [];
@@ -207,8 +239,14 @@ export function planSummary(plan: CachePlan, oldLen = 0): PlanSummary {
       }
     }
     newLength = max + 1;
-    perLayerEvicted.push(evicted);
-    perLayerMerged.push(kept - (max + 1));
+    const heads = oldLen > 0 && assign.length > oldLen && assign.length % oldLen === 0 ? assign.length / oldLen : 1;
+    if (heads === 1) {
+      perLayerEvicted.push(evicted);
+      perLayerMerged.push(kept - (max + 1));
+    } else {
+      perLayerEvicted.push(evicted / heads);
+      perLayerMerged.push((kept - heads * (max + 1)) / heads);
+    }
   }
   const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
   return { newLength, merged: sum(perLayerMerged), evicted: sum(perLayerEvicted), perLayerMerged, perLayerEvicted };
@@ -217,23 +255,30 @@ export function planSummary(plan: CachePlan, oldLen = 0): PlanSummary {
 /**
  * Throws unless every layer's assign covers `oldLen` entries, uses integers >= -1, has non-decreasing
  * slots over the kept entries that are dense 0..n-1, and all layers end at the same n. Returns n.
+ * With `kvHeads` > 1 a layer's assign may also be per KV head (kvHeads x oldLen, types.ts): each head's row is
+ * checked the same way, and every head of every layer must end at the same n.
  */
-export function validatePlan(plan: CachePlan, oldLen: number, layers?: number): number {
+export function validatePlan(plan: CachePlan, oldLen: number, layers?: number, kvHeads = 1): number {
   if (!plan) return oldLen;
   if (layers !== undefined && plan.length !== layers) throw new Error(`plan has ${plan.length} layers, expected ${layers}`);
   let n = -1;
   plan.forEach((assign, l) => {
-    if (assign.length !== oldLen) throw new Error(`layer ${l}: assign has ${assign.length} entries, cache has ${oldLen}`);
-    let next = 0; // the slot a new group must take
-    for (let j = 0; j < oldLen; j++) {
-      const s = assign[j];
-      if (s === -1) continue;
-      if (s < -1) throw new Error(`layer ${l}: entry ${j} has invalid slot ${s}`);
-      if (s === next) next++;
-      else if (s !== next - 1) throw new Error(`layer ${l}: entry ${j} goes to slot ${s}, expected ${next - 1} or ${next}`);
+    const perHead = isPerHead(assign, kvHeads, oldLen);
+    if (assign.length !== oldLen && !perHead) throw new Error(`layer ${l}: assign has ${assign.length} entries, cache has ${oldLen}`);
+    const rows = perHead ? kvHeads : 1;
+    for (let h = 0; h < rows; h++) {
+      const where = perHead ? `layer ${l} head ${h}` : `layer ${l}`;
+      let next = 0; // the slot a new group must take
+      for (let j = 0; j < oldLen; j++) {
+        const s = assign[h * oldLen + j];
+        if (s === -1) continue;
+        if (s < -1) throw new Error(`${where}: entry ${j} has invalid slot ${s}`);
+        if (s === next) next++;
+        else if (s !== next - 1) throw new Error(`${where}: entry ${j} goes to slot ${s}, expected ${next - 1} or ${next}`);
+      }
+      if (n >= 0 && next !== n) throw new Error(`${where} ends at length ${next}, layer 0 at ${n}`);
+      n = next;
     }
-    if (n >= 0 && next !== n) throw new Error(`layer ${l} ends at length ${next}, layer 0 at ${n}`);
-    n = next;
   });
   return Math.max(n, 0);
 }

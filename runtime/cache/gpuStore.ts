@@ -26,7 +26,7 @@ import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ort, float16Tensor } from '../model/ort.js';
 import { BOOL, F16, F32, GraphBuilder, I64, encodeModel } from '../onnx/build.js';
 import type { LayerAssign } from './types.js';
-import { validatePlan } from './compact.js';
+import { isPerHead, validatePlan } from './compact.js';
 import { entryBytes, pastFeeds, presentName, type KvShape, type KvStore } from './store.js';
 
 type Kind = 'gather' | 'merge';
@@ -208,7 +208,10 @@ export class GpuKvStore implements KvStore {
   }
 
   async apply(plan: LayerAssign[]): Promise<void> {
-    const { layers } = this.shape;
+    const { layers, kvHeads } = this.shape;
+    if (plan.some((a) => isPerHead(a, kvHeads, this.len))) {
+      throw new Error('the GPU KV store applies one plan per layer; per-KV-head plans (Elastic perHead, --per-head on) run on the CPU store only (--device cpu)');
+    }
     validatePlan(plan, this.len, layers); // throws on a malformed plan, before anything runs
     let identity = true;
     let merges = false;

@@ -7,25 +7,41 @@ import type { WindowAttention } from './types.js';
 /**
  * The observation-window score of every cache entry: the attention of the last `queries` queries of the window
  * (capped at the window's own count), averaged over those queries and over the query heads. With grouped KV heads
- * every query head of the layer is averaged, so all KV heads share one score per position (our plans are per layer).
+ * every query head of the layer is averaged, so all KV heads share one score per position (per-layer plans).
+ * Query heads [fromHead, toHead) only: one KV head's group (per-KV-head plans; kvGroup below).
  */
-export function windowScore(w: WindowAttention, queries = w.queries): Float32Array {
+export function windowScore(w: WindowAttention, queries = w.queries, fromHead = 0, toHead = w.heads): Float32Array {
   const q = Math.max(1, Math.min(queries, w.queries));
   const { heads, len, data } = w;
   if (data.length !== heads * w.queries * len) {
     throw new RangeError(`window attention has ${data.length} values, expected ${heads}x${w.queries}x${len}`);
   }
+  if (!(Number.isInteger(fromHead) && Number.isInteger(toHead) && fromHead >= 0 && fromHead < toHead && toHead <= heads)) {
+    throw new RangeError(`query heads [${fromHead}, ${toHead}) are not within the window's ${heads}`);
+  }
   const acc = new Float64Array(len);
-  for (let h = 0; h < heads; h++) {
+  for (let h = fromHead; h < toHead; h++) {
     for (let i = w.queries - q; i < w.queries; i++) {
       const row = (h * w.queries + i) * len;
       for (let j = 0; j < len; j++) acc[j] += data[row + j];
     }
   }
   const out = new Float32Array(len);
-  const n = heads * q;
+  const n = (toHead - fromHead) * q;
   for (let j = 0; j < len; j++) out[j] = acc[j] / n;
   return out;
+}
+
+/**
+ * The query heads [from, to) that share KV head `kvHead` under grouped-query attention: query head h reads KV head
+ * floor(h / (queryHeads / kvHeads)) (repeat_kv in transformers, GroupQueryAttention in ONNX Runtime).
+ */
+export function kvGroup(queryHeads: number, kvHeads: number, kvHead: number): [number, number] {
+  if (!(Number.isInteger(kvHeads) && kvHeads >= 1 && queryHeads % kvHeads === 0)) {
+    throw new RangeError(`${queryHeads} query heads cannot be grouped over ${kvHeads} KV heads`);
+  }
+  const g = queryHeads / kvHeads;
+  return [kvHead * g, (kvHead + 1) * g];
 }
 
 /**

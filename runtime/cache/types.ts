@@ -11,6 +11,14 @@ import type { ElasticKnobs, ElasticVariant, Importance } from '../protocol.js';
  */
 export type LayerAssign = Int32Array;
 
+/*
+ * Per-KV-head plans (`perHead`, measured for issue 15): a layer's assign may instead hold kvHeads x oldLen entries,
+ * row h (entries [h * oldLen, (h + 1) * oldLen)) being KV head h's assign as above. Every head must end at the same
+ * length (the cache keeps one length and the decoder's one attention_mask). The store tells the two apart by length
+ * (oldLen: one assign for every head; kvHeads x oldLen: one per head); with one KV head they are the same thing.
+ * Only the CPU store applies per-head plans (gpuStore.ts refuses them).
+ */
+
 /** A plan for every layer, or null when the cache stays as it is. All layers end at one length. */
 export type CachePlan = LayerAssign[] | null;
 
@@ -73,6 +81,8 @@ export interface PrefillContext {
   window?: WindowAttention[] | null;
   /** Per new entry, 1 where it is an image token, 0 for text; absent when unknown. */
   imageMask?: Uint8Array;
+  /** KV heads per layer (the cache's); needed by per-KV-head plans (Elastic's `perHead`). */
+  kvHeads?: number;
   /**
    * The current question: how many of the new entries, at their end, this turn's prompt is. Absent: all of them.
    * A re-expanded follow-up prefills the whole conversation; only its last prompt is the question being asked.
@@ -90,6 +100,8 @@ export interface StepContext {
   numLayers?: number;
   /** Per layer, this step's attention row per query head (queries = 1); absent without it. */
   window?: WindowAttention[] | null;
+  /** KV heads per layer (see PrefillContext.kvHeads). */
+  kvHeads?: number;
 }
 
 export interface CachePolicy {

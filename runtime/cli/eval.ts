@@ -1,5 +1,5 @@
 // npm run eval -- [--policy P[,P]] [--keep K[,K]] [--limit N | --per-task N] [--json] [--model DIR] [--device D]
-//   [--positions absolute|compressed] [--docs DIR] [--data FILE|DIR]
+//   [--positions absolute|compressed] [--docs DIR] [--data FILE|DIR] [--per-head on|off]
 //   npm run eval -- --familiarity [DIR ...]: the unfamiliar-image flag rate per set (default data/heldout,
 //   data/unfamiliar, data/heldout-real) and the accuracy by flag
 // Runs the held-out sets (data/heldout and data/heldout-real, drawn by other renderers; --data: one samples.jsonl,
@@ -107,6 +107,7 @@ export function variantLabel(v: Variant): string {
   if (v.blend !== undefined) parts.push(`blend ${v.blend}`);
   if (v.keepProtected !== undefined) parts.push(v.keepProtected ? 'protected kept in decode' : 'protected re-ranked in decode');
   if (v.rerank !== undefined) parts.push(v.rerank ? `decode re-rank, ${v.rerank} recent` : 'fixed-index decode eviction');
+  if (v.perHead !== undefined) parts.push(v.perHead ? 'per-KV-head selection' : 'per-layer selection');
   return parts.join(', ');
 }
 
@@ -124,6 +125,7 @@ export function cellCache(policy: PolicyName, keep: number, v: Variant): CacheOp
     ...base, variant, importance: v.importance, merge: v.merge,
     window: v.window, kernel: v.kernel, distance: v.distance, mergeRadius: v.mergeRadius, protectQuestion: v.protectQuestion,
     protectGlobal: v.protectGlobal, blend: v.blend, rerank: v.rerank, keepProtected: v.keepProtected,
+    ...(v.perHead !== undefined ? { perHead: v.perHead } : {}),
   };
 }
 
@@ -320,6 +322,9 @@ function variantOptions(values: Values): Variant {
   const kp = str('keep-protected');
   if (kp !== undefined && kp !== 'on' && kp !== 'off') throw new BadInputError('--keep-protected must be on or off');
   if (kp !== undefined) variant.keepProtected = kp === 'on';
+  const ph = str('per-head');
+  if (ph !== undefined && ph !== 'on' && ph !== 'off') throw new BadInputError('--per-head must be on or off');
+  if (ph !== undefined) variant.perHead = ph === 'on';
   const fu = str('follow-up');
   if (fu !== undefined && !FOLLOW_UPS.includes(fu as FollowUps)) throw new BadInputError(`--follow-up must be ${FOLLOW_UPS.join(' or ')}`);
   if (fu !== undefined) variant.followUps = fu as FollowUps;
@@ -331,6 +336,7 @@ function variantOptions(values: Values): Variant {
     if (!(b >= 0 && b <= 1)) throw new BadInputError(`--blend must be a number in [0, 1], got ${JSON.stringify(str('blend'))}`);
     variant.blend = b;
   }
+  if (variant.perHead && variant.blend !== undefined && variant.blend > 0) throw new BadInputError('--per-head on cannot be combined with --blend (its column sums are per layer)');
   return variant;
 }
 
@@ -435,6 +441,7 @@ export async function main(argv = process.argv.slice(2), out = (s: string) => pr
         blend: { type: 'string' },
         rerank: { type: 'string' },
         'keep-protected': { type: 'string' },
+        'per-head': { type: 'string' },
         'multi-turn': { type: 'boolean' },
         'follow-up': { type: 'string' },
         shard: { type: 'string' },

@@ -316,7 +316,7 @@ export class Conversation {
     this.newImageMask = null;
     await this.apply(this.policy!.afterPrefill({
       cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
-      window: this.policy!.needsWindow ? this.window(out) : null, imageMask, questionLength: question,
+      window: this.policy!.needsWindow ? this.window(out) : null, imageMask, questionLength: question, kvHeads: store.shape.kvHeads,
     }));
     return { logits, scores };
   }
@@ -341,7 +341,7 @@ export class Conversation {
     const scores = this.policy!.needsScores || cb.onForward ? this.scores(out) : null;
     await this.apply(this.policy!.afterStep({
       cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
-      window: this.policy!.needsWindow ? this.window(out) : null,
+      window: this.policy!.needsWindow ? this.window(out) : null, kvHeads: store.shape.kvHeads,
     }));
     const policyMs = performance.now() - tpol;
     const logits = lastLogits(out.logits);
@@ -398,7 +398,7 @@ export class Conversation {
 
   private async apply(plan: CachePlan): Promise<void> {
     if (!plan) return;
-    const s = planSummary(plan);
+    const s = planSummary(plan, this.store!.length); // the length tells per-KV-head plans apart (types.ts)
     this.merged += s.merged;
     this.evicted += s.evicted;
     this.kept?.apply(plan);

@@ -16,9 +16,14 @@
 // the attention the decode steps gave it) goes. `rerank: 0` is the paper's rule: evict at the fixed index
 // P = kept prompt length + distance (-25).
 // Every default was measured (docs/evaluation.md, "The product's Elastic, idea by idea").
+// `perHead` (measured, off by default): every step above runs per KV head instead of per layer. A KV head's score is
+// the window attention of its group of query heads (GQA), each head keeps its own entries (the same count in every
+// head, so the cache keeps one length), protected entries are kept in every head, merges and stage 2's re-ranking
+// (each head's own accumulated score, from its group's decode attention) are per head too. The state below is then
+// held per "lane" (layer l, KV head g: lane l x kvHeads + g); per layer there is one lane, as before.
 
-import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
-import { avgPool1d, topKeep, windowScore } from '../scores.js';
+import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext, WindowAttention } from '../types.js';
+import { avgPool1d, kvGroup, topKeep, windowScore } from '../scores.js';
 import { budgetFor, checkKeep } from './budget.js';
 import { evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
 import { ELASTIC_DEFAULT_START, perQuery } from './elastic.js';
@@ -75,6 +80,15 @@ export function remapFlags(flags: Uint8Array, assign: LayerAssign): Uint8Array {
   return out;
 }
 
+/** One layer's assign from its lanes: the lane's own with one lane, else the per-KV-head rows stacked (types.ts). */
+export function stackHeads(rows: LayerAssign[]): LayerAssign {
+  if (rows.length === 1) return rows[0];
+  const len = rows[0].length;
+  const out = new Int32Array(rows.length * len);
+  rows.forEach((r, h) => out.set(r, h * len));
+  return out;
+}
+
 /** `flags` grown to `len` entries, the new ones set to `value`. */
 function grow(flags: Uint8Array | undefined, len: number, value: Uint8Array | number = 0): Uint8Array {
   const old = flags ?? new Uint8Array(0);
@@ -100,15 +114,18 @@ export class QuestionElasticPolicy implements CachePolicy {
   readonly protectGlobal: boolean;
   readonly blend: number;
   readonly rerank: number;
-  /** Per layer, with `rerank`: each entry's score (stage-1 pooled score + decode attention). */
+  /** Per lane, with `rerank`: each entry's score (stage-1 pooled score + decode attention). */
   private acc: Float64Array[] = [];
-  /** Per layer, 1 where the entry was protected at stage 1 (sinks, question, global image). */
+  /** Per lane, 1 where the entry was protected at stage 1 (sinks, question, global image). */
   private kept: Uint8Array[] = [];
   readonly keepProtected: boolean;
+  readonly perHead: boolean;
   private readonly windowSet: boolean;
   private p: number | null = null;
   private layers = 0;
-  /** Per layer, 1 where the cache entry is an image token (follows every plan). */
+  /** Lanes per layer: 1, or the KV heads with `perHead`. */
+  private groups = 0;
+  /** Per lane, 1 where the cache entry is an image token (follows every plan). */
   private image: Uint8Array[] = [];
 
   constructor(opts: PolicyOptions) {
@@ -125,6 +142,9 @@ export class QuestionElasticPolicy implements CachePolicy {
     this.blend = opts.blend ?? 0;
     this.rerank = opts.rerank ?? ANSWERS_RECENT;
     this.keepProtected = opts.keepProtected ?? false;
+    this.perHead = opts.perHead ?? false;
+    // The query-agnostic share reads the head-averaged column sums, one per layer slot: not a per-head score.
+    if (this.perHead && this.blend > 0) throw new RangeError('elastic: blend cannot be combined with perHead (its column sums are per layer)');
     if (!(this.blend >= 0 && this.blend <= 1)) throw new RangeError('elastic: blend must be in [0, 1]');
     if (!(Number.isInteger(this.startSize) && this.startSize >= 0)) throw new RangeError('elastic: startSize must be an integer >= 0');
     if (!Number.isInteger(this.distance)) throw new RangeError('elastic: distance must be an integer');
@@ -138,6 +158,28 @@ export class QuestionElasticPolicy implements CachePolicy {
     return this.p;
   }
 
+  /** Lanes per layer: 1, or with `perHead` the cache's KV heads (fixed at the first prefill). */
+  private resolveGroups(kvHeads: number | undefined): number {
+    if (this.groups) return this.groups;
+    if (!this.perHead) return (this.groups = 1);
+    if (!(kvHeads !== undefined && Number.isInteger(kvHeads) && kvHeads >= 1)) {
+      throw new Error('elastic: perHead needs the cache\'s KV heads (ctx.kvHeads)');
+    }
+    return (this.groups = kvHeads);
+  }
+
+  /** Lane k's score over the cache from layer l's window attention (its KV head's query-head group with perHead). */
+  private laneWindow(ctx: { window?: WindowAttention[] | null }, l: number, g: number, queries?: number): Float32Array {
+    const att = ctx.window![l];
+    return this.groups > 1 ? windowScore(att, queries, ...kvGroup(att.heads, this.groups, g)) : windowScore(att, queries);
+  }
+
+  /** One plan from per-lane assigns (lane-major within a layer). */
+  private stack(lanes: LayerAssign[]): LayerAssign[] {
+    const G = this.groups;
+    return Array.from({ length: this.layers }, (_, l) => stackHeads(lanes.slice(l * G, (l + 1) * G)));
+  }
+
   /**
    * `rerank` > 0 (measured, off by default): stage 2 re-ranks instead of evicting at P. Every entry's score is its
    * stage-1 pooled score plus the decode steps' attention it received (head-averaged rows, H2O's accumulation); over
@@ -145,18 +187,24 @@ export class QuestionElasticPolicy implements CachePolicy {
    */
   private rerankStep(ctx: StepContext): CachePlan {
     if (!ctx.scores) throw new Error('elastic: decode re-ranking needs attention scores at every step');
+    const G = this.groups;
+    if (G > 1 && !ctx.window) throw new Error('elastic: per-head decode re-ranking needs the per-head attention (attn_window.*) at every step');
     const len = ctx.cacheLength;
     for (let l = 0; l < this.layers; l++) {
-      const a = new Float64Array(len);
-      a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - 1));
-      const row = ctx.scores[l];
-      for (let j = 0; j < len; j++) a[j] += row[j];
-      this.acc[l] = a;
+      for (let g = 0; g < G; g++) {
+        const k = l * G + g;
+        const a = new Float64Array(len);
+        a.set((this.acc[k] ?? new Float64Array(0)).subarray(0, len - 1));
+        // per layer: the head-averaged row; per KV head: the mean row of its query heads
+        const row = G > 1 ? this.laneWindow(ctx, l, g, 1) : ctx.scores[l];
+        for (let j = 0; j < len; j++) a[j] += row[j];
+        this.acc[k] = a;
+      }
     }
     const over = len - this.budget(ctx.tokensSeen);
     if (over <= 0) return null;
     const end = Math.max(this.startSize + over, len - this.rerank);
-    return this.acc.map((a, l) => {
+    const lanes = this.acc.map((a, l) => {
       const drop = new Uint8Array(len);
       const prot = this.kept[l];
       // keepProtected: the question and the global image stay too, while enough other candidates remain
@@ -178,6 +226,7 @@ export class QuestionElasticPolicy implements CachePolicy {
       this.kept[l] = remapFlags(prot, assign);
       return assign;
     });
+    return this.stack(lanes);
   }
 
   afterPrefill(ctx: PrefillContext): CachePlan {
@@ -185,10 +234,12 @@ export class QuestionElasticPolicy implements CachePolicy {
       throw new Error('elastic: needs the per-head attention of the question at prefill (attn_window.*), but the decoder gave none');
     }
     this.layers = resolveLayers(this.name, ctx, this.layers);
+    const G = this.resolveGroups(ctx.kvHeads);
+    const lanes = this.layers * G;
     const len = ctx.cacheLength;
     const n = ctx.newEntries;
     const newImage = ctx.imageMask ?? new Uint8Array(n);
-    for (let l = 0; l < this.layers; l++) this.image[l] = grow(this.image[l]?.subarray(0, len - n), len, newImage);
+    for (let l = 0; l < lanes; l++) this.image[l] = grow(this.image[l]?.subarray(0, len - n), len, newImage);
     // The question: this prefill's entries after its last image token (all of them when it has no image).
     const lastImage = newImage.lastIndexOf(1);
     const question = Math.max(1, n - 1 - lastImage);
@@ -208,11 +259,14 @@ export class QuestionElasticPolicy implements CachePolicy {
       if (this.protectGlobal && lastImage >= 0) {
         for (let j = lastImage; j >= 0 && newImage[j]; j--) protect[len - n + j] = 1;
       }
-      plan = ctx.window.map((att, l) => {
-        let score = windowScore(att, q);
+      const window = ctx.window;
+      const laneAssigns = Array.from({ length: lanes }, (_, l) => {
+        // lane l: layer L's KV head g (per layer: lane = layer, every query head)
+        const L = Math.floor(l / G);
+        let score = G > 1 ? this.laneWindow(ctx, L, l % G, q) : windowScore(window[L], q);
         if (this.blend > 0 && ctx.scores) {
           // Query-agnostic part: the column sums per seeing query (ObservedAttention), scaled to the window's mean.
-          const agn = perQuery(ctx.scores[l], len, n);
+          const agn = perQuery(ctx.scores[L], len, n);
           let a = 0;
           let b = 0;
           for (let j = 0; j < len; j++) {
@@ -237,14 +291,15 @@ export class QuestionElasticPolicy implements CachePolicy {
         this.kept[l] = remapFlags(pl, assign);
         return assign;
       });
+      plan = this.stack(laneAssigns);
     }
-    if (!plan) for (let l = 0; l < this.layers; l++) this.kept[l] = grow(this.kept[l]?.subarray(0, len - n), len, 0);
+    if (!plan) for (let l = 0; l < lanes; l++) this.kept[l] = grow(this.kept[l]?.subarray(0, len - n), len, 0);
     if (this.rerank > 0 && !plan) {
       // nothing dropped: the accumulator still needs this prefill's entries (window score of the question)
-      for (let l = 0; l < this.layers; l++) {
+      for (let l = 0; l < lanes; l++) {
         const a = new Float64Array(len);
         a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - n));
-        const w = windowScore(ctx.window[l], q);
+        const w = G > 1 ? this.laneWindow(ctx, Math.floor(l / G), l % G, q) : windowScore(ctx.window[l], q);
         for (let j = len - n; j < len; j++) a[j] = w[j];
         this.acc[l] = a;
       }
@@ -256,8 +311,9 @@ export class QuestionElasticPolicy implements CachePolicy {
   afterStep(ctx: StepContext): CachePlan {
     if (this.p === null) throw new Error('elastic: afterStep called before afterPrefill');
     this.layers = resolveLayers(this.name, ctx, this.layers);
+    const lanes = this.layers * this.groups;
     const len = ctx.cacheLength;
-    for (let l = 0; l < this.layers; l++) {
+    for (let l = 0; l < lanes; l++) {
       this.image[l] = grow(this.image[l]?.subarray(0, len - 1), len, 0);
       this.kept[l] = grow(this.kept[l]?.subarray(0, len - 1), len, 0);
     }
@@ -265,8 +321,9 @@ export class QuestionElasticPolicy implements CachePolicy {
     const over = len - this.budget(ctx.tokensSeen);
     if (over <= 0) return null;
     const at = Math.max(this.startSize, Math.min(this.p, len - 1 - over));
+    // The paper's fixed-index rule is positional: the same slots go in every head (one per-layer assign).
     const assign = evictRangeAssign(len, at, over);
-    for (let l = 0; l < this.layers; l++) {
+    for (let l = 0; l < lanes; l++) {
       this.image[l] = remapFlags(this.image[l], assign);
       this.kept[l] = remapFlags(this.kept[l], assign);
     }
