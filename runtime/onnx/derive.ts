@@ -11,19 +11,9 @@ import { wireTruePositions } from './positions.js';
 import { lastPositionLogits } from './lastLogits.js';
 import { defaultDerivedCacheDir } from '../paths.js';
 import { writeModelFile } from './writeModel.js';
-import { inChildProcess } from './deriveChild.js';
+import { inChildProcess, type DerivedDecoder } from './deriveChild.js';
 
-export interface DerivedDecoder {
-  /** The derived model file (inside the cache folder). */
-  path: string;
-  kind: AttentionKind;
-  layers: number;
-  outputNames: string[];
-  /** True when the file came from the cache and no rewrite ran. */
-  cached: boolean;
-  /** sha256 (hex) of the source file. */
-  sourceSha256: string;
-}
+export type { DerivedDecoder };
 
 export interface DeriveOptions {
   /** Where derived models are kept; default $XDG_CACHE_HOME/elastic-vlm/derived or ~/.cache/elastic-vlm/derived. */

@@ -5,9 +5,21 @@
 // the in-process rewrite uses, so the caller reads the result as a cache hit would.
 import { fork } from 'node:child_process';
 import { deriveEntry } from '../paths.js';
-import { NoAttentionError } from './attentionSites.js';
+import { NoAttentionError, type AttentionKind } from './attentionSites.js';
 import { UnsupportedModelError } from './graphIndex.js';
-import type { DerivedDecoder } from './derive.js';
+
+/** A derived scored decoder on disk (derive.ts makes it, here or in the child). */
+export interface DerivedDecoder {
+  /** The derived model file (inside the cache folder). */
+  path: string;
+  kind: AttentionKind;
+  layers: number;
+  outputNames: string[];
+  /** True when the file came from the cache and no rewrite ran. */
+  cached: boolean;
+  /** sha256 (hex) of the source file. */
+  sourceSha256: string;
+}
 
 export interface DeriveJob {
   kind: 'scored' | 'positions';

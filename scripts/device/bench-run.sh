@@ -22,7 +22,8 @@ nproc > "$OUTDIR/nproc.txt"
 status() { echo "$SIZE $1 rc=$2 $(date +%T)" >> "$OUTDIR/status.txt"; }
 bench() {
   local name=$1; shift
-  timeout "${LIMIT:-540}" "$N" "$X/app/bench/bench.js" --model "$M" --json "$@" > "$OUTDIR/bench-$SIZE-$name.json" 2> "$OUTDIR/bench-$SIZE-$name.log"
+  # shellcheck disable=SC2086 # BENCH_ARGS: extra options, word-split on purpose (e.g. "--policy full,elastic")
+  timeout "${LIMIT:-540}" "$N" "$X/app/bench/bench.js" --model "$M" --json "$@" ${BENCH_ARGS:-} > "$OUTDIR/bench-$SIZE-$name.json" 2> "$OUTDIR/bench-$SIZE-$name.log"
   status "$name" $?
 }
 gpumem() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$OUTDIR/gpumem-$SIZE-$1.txt" 2>/dev/null & GPUMEM=$!; }
