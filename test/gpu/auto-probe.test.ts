@@ -70,7 +70,8 @@ it('default model: auto races lavapipe WebGPU against the CPU, keeps the CPU, an
 
 it('default model: a device named explicitly never probes', { timeout: 120_000 }, async (t) => {
   if (!needWebgpu(t)) return;
-  const cacheDir = mkdtempSync(join(tmpdir(), 'evlm-auto-probe-'));
+  // Not named "probe": the load's log names the cache folder, and the lines are searched for that word.
+  const cacheDir = mkdtempSync(join(tmpdir(), 'evlm-named-device-'));
   try {
     for (const device of ['webgpu', 'cpu'] as const) {
       const lines: string[] = [];
