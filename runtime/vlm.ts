@@ -14,7 +14,10 @@ import { chooseProvider, createSession, type AutoRace, type Provider } from './m
 import { probeContext, startDecode } from './model/probe.js';
 import { decoderIdentity, keyString, machineId, PROBE_FILE, readProbe, writeProbe, type ProbeKey } from './model/probeCache.js';
 import { defaultDerivedCacheDir } from './paths.js';
-import { presentName, type KvDtype } from './cache/store.js';
+import { presentName, type KvDtype, type KvShape } from './cache/store.js';
+import { AttentionScorer } from './model/scorer.js';
+import { IMPORTANCE_PREFIX } from './onnx/importance.js';
+import { QUERY_PREFIX, queryName } from './onnx/queries.js';
 import { decoderFetches } from './onnx/newEntries.js';
 import { f32ToF16 } from './util/half.js';
 import type { Device, DeviceProbe, ImageDetail } from './protocol.js';
@@ -24,8 +27,11 @@ import { checkFeatures, loadFamiliarity, type FamiliarityModel, type Familiarity
 
 /** No tensor of the vision encoder's above this: tiles go through it in batches (one attention tensor per tile). */
 export const MAX_TENSOR_BYTES = 256 * 1024 * 1024;
-/** Measured on an H200 (docs/gpu.md): the kernel refuses the output the importance rewrite reads. */
-export const WEBGPU_GQA_NO_SCORES = "onnxruntime 1.30's WebGPU GroupQueryAttention gives no attention scores (output_qk is not supported)";
+/**
+ * Measured on an H200 (docs/gpu.md): the kernel refuses the output the importance rewrite reads. The scoring graph
+ * (model/scorer.ts) stands in for it; this is the reason given when a decoder's queries cannot be exposed to it.
+ */
+export const WEBGPU_GQA_NO_SCORES = "onnxruntime 1.30's WebGPU GroupQueryAttention gives no attention scores (output_qk is not supported) and this decoder's attention is not one the scoring graph reproduces";
 /** Images whose vision features stay cached (a few MB each at most). */
 const ENCODED_IMAGES_KEPT = 8;
 
@@ -52,6 +58,16 @@ interface Sessions {
   vision: InferenceSession;
   embed: InferenceSession;
   decoder: InferenceSession;
+  /** Scores from the decoder's queries and keys, where its attention kernel gives none (WebGPU, fused). */
+  scorer?: AttentionScorer;
+}
+
+/** What a decoder run should bring back besides the logits and the cache. */
+export interface DecoderWants {
+  /** attn_importance.* (a decoder that computes them in-graph returns them anyway). */
+  scores?: boolean;
+  /** attn_window.* too. */
+  window?: boolean;
 }
 
 export class Vlm implements LoadedModel {
@@ -112,31 +128,40 @@ export class Vlm implements LoadedModel {
 
     const presents: string[] = [];
     for (let i = 0; i < config.numLayers; i++) presents.push(presentName(i, 'key'), presentName(i, 'value'));
-    // WebGPU's GroupQueryAttention has no attention output: there it runs a decoder with true positions only.
+    // WebGPU's GroupQueryAttention has no attention output: there it runs a decoder with true positions that
+    // outputs its rotated queries, and the scoring graph computes the attention from them and the present keys.
     const noScoresHere = (p: Provider) => p === 'webgpu' && kind === 'gqa';
+    const queries = Array.from({ length: config.numLayers }, (_, i) => queryName(i));
     const build = async (p: Provider): Promise<Sessions> => {
       // On a GPU the weights live in device memory, which Node cannot see; the CPU's must fit in RAM.
       if (p === 'cpu') checkFitsInMemory([decoderPath, config.files.vision, config.files.embed], opts.availableMemory);
-      const path = noScoresHere(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir, isolate: true, log }) : decoderPath;
-      const decoder = await createSession(path, p, { gpuOutputs: p === 'webgpu' ? presents : undefined });
+      const derived = noScoresHere(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir, isolate: true, log }) : null;
+      const withQueries = derived?.queryOutputs === config.numLayers;
+      const decoder = await createSession(derived?.path ?? decoderPath, p, { gpuOutputs: p === 'webgpu' ? [...presents, ...(withQueries ? queries : [])] : undefined });
+      const scorer = withQueries
+        ? await AttentionScorer.create({ ...kvShapeOf(config, checkDecoder(config, decoder)), heads: config.numHeads }, 'webgpu')
+        : undefined;
       const vision = await createSession(config.files.vision, p);
       // The embedding lookup is one Gather: on the CPU it costs nothing and spares a GPU round trip per step.
       const embed = await createSession(config.files.embed, 'cpu');
-      return { vision, embed, decoder };
+      return { vision, embed, decoder, scorer };
     };
     const device = opts.device ?? 'auto';
     const { choice, value: sessions } = await chooseProvider(device, {
       build,
       log,
-      // `auto` keeps scores for Elastic and H2O rather than move such a decoder to the GPU without them.
-      skipForAuto: (p) => (noScoresHere(p) ? WEBGPU_GQA_NO_SCORES : null),
       race: device === 'auto' ? await autoRace(config, decoderPath, derivedSha, opts.cacheDir ?? defaultDerivedCacheDir(), log) : undefined,
       candidates: opts.gpuCandidates,
     });
     if (noScoresHere(choice.provider)) {
-      scoreOutputs = null;
-      scoresUnavailable = WEBGPU_GQA_NO_SCORES;
-      log(`${WEBGPU_GQA_NO_SCORES}: streaming and full run on the GPU`);
+      if (sessions.scorer) {
+        scoreOutputs = queries.map((_, i) => `${IMPORTANCE_PREFIX}${i}`);
+        log('attention importance on webgpu: from the decoder\'s queries and keys (the scoring graph)');
+      } else {
+        scoreOutputs = null;
+        scoresUnavailable = WEBGPU_GQA_NO_SCORES;
+        log(`${WEBGPU_GQA_NO_SCORES}: streaming and full run on the GPU`);
+      }
     }
     const kvDtype = checkGraphs(config, sessions);
     const loadMs = performance.now() - t0;
@@ -225,18 +250,36 @@ export class Vlm implements LoadedModel {
   }
 
   /**
-   * On the CPU a derived decoder's new.* entries are fetched instead of the present.* outputs: onnxruntime-node
-   * copies every fetched output into a fresh buffer, the whole cache each step (runtime/onnx/newEntries.ts).
+   * One decoder run. On the CPU a derived decoder's new.* entries are fetched instead of the present.* outputs:
+   * onnxruntime-node copies every fetched output into a fresh buffer, the whole cache each step
+   * (runtime/onnx/newEntries.ts). Where a scoring graph stands in for the attention kernel, it runs only when the
+   * caller wants scores, on the run's queries and present keys, and the queries are released on the device.
    */
-  async decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  async decoder(feeds: Record<string, Tensor>, wants: DecoderWants = {}): Promise<Record<string, Tensor>> {
+    const { decoder, scorer } = this.sessions;
+    if (scorer) {
+      const wanted = wants.scores || wants.window;
+      const out = await decoder.run(feeds, wanted ? decoder.outputNames : this.withoutQueries);
+      if (!wanted) return out;
+      try {
+        Object.assign(out, await scorer.score(out, !!wants.window));
+      } finally {
+        for (const n of decoder.outputNames) if (n.startsWith(QUERY_PREFIX)) out[n]?.dispose();
+      }
+      return out;
+    }
     // Worked out once: null (fetch everything) is an answer too, so `??=` would redo it every step.
-    if (this.fetches === undefined) this.fetches = decoderFetches(this.sessions.decoder.outputNames, this.provider);
-    return this.fetches ? this.sessions.decoder.run(feeds, this.fetches) : this.sessions.decoder.run(feeds);
+    if (this.fetches === undefined) this.fetches = decoderFetches(decoder.outputNames, this.provider);
+    return this.fetches ? decoder.run(feeds, this.fetches) : decoder.run(feeds);
   }
   private fetches: string[] | null | undefined;
+  private get withoutQueries(): string[] {
+    return (this.noQueries ??= this.sessions.decoder.outputNames.filter((n) => !n.startsWith(QUERY_PREFIX)));
+  }
+  private noQueries: string[] | undefined;
 
-  get kvShape() {
-    return { layers: this.config.numLayers, kvHeads: this.config.numKvHeads, headDim: this.config.headDim, dtype: this.kvDtype };
+  get kvShape(): KvShape {
+    return kvShapeOf(this.config, this.kvDtype);
   }
 }
 
@@ -253,8 +296,7 @@ async function autoRace(config: ModelConfig, decoderPath: string, derivedSha: st
   return {
     lookup: async (gpu) => (process.env.ELASTIC_VLM_REPROBE === '1' ? null : readProbe(dir, key(gpu))),
     start: async (s, p) => {
-      const kvDtype = checkGraphs(config, s);
-      const shape = { layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, dtype: kvDtype };
+      const shape = kvShapeOf(config, checkGraphs(config, s));
       const context = probeContext(config.image, config.imageSeqLen);
       const run = await startDecode(s.decoder, p, shape, config.hiddenSize, context);
       log(`device probe on ${p}: prefill of ${context} tokens ${run.prefillMs.toFixed(1)} ms`);
@@ -269,25 +311,36 @@ async function autoRace(config: ModelConfig, decoderPath: string, derivedSha: st
 }
 
 async function releaseSessions(s: Sessions): Promise<void> {
-  await Promise.all([s.vision.release(), s.embed.release(), s.decoder.release()]);
+  await Promise.all([s.vision.release(), s.embed.release(), s.decoder.release(), s.scorer?.release()]);
+}
+
+function kvShapeOf(config: ModelConfig, dtype: KvDtype): KvShape {
+  return { layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, dtype };
+}
+
+type Side = 'input' | 'output';
+function need(sess: InferenceSession, names: string[], file: string, side: Side): void {
+  const have = side === 'input' ? sess.inputNames : sess.outputNames;
+  for (const n of names) {
+    if (!have.includes(n)) throw new BadInputError(`${file} has no ${side} named ${n} (it has ${have.slice(0, 6).join(', ')}${have.length > 6 ? ', ...' : ''})`);
+  }
 }
 
 /** Checks the graphs have the tensors the config promises; returns the KV dtype. */
 function checkGraphs(cfg: ModelConfig, s: Sessions): KvDtype {
-  const need = (sess: InferenceSession, names: string[], file: string, side: 'input' | 'output') => {
-    const have = side === 'input' ? sess.inputNames : sess.outputNames;
-    for (const n of names) {
-      if (!have.includes(n)) throw new BadInputError(`${file} has no ${side} named ${n} (it has ${have.slice(0, 6).join(', ')}${have.length > 6 ? ', ...' : ''})`);
-    }
-  };
   need(s.vision, ['pixel_values'], 'onnx/vision_encoder', 'input');
-  need(s.decoder, ['inputs_embeds', 'attention_mask', 'past_key_values.0.key', 'past_key_values.0.value'], 'onnx/decoder_model_merged', 'input');
-  need(s.decoder, ['logits', 'present.0.key'], 'onnx/decoder_model_merged', 'output');
-  const pastInputs = s.decoder.inputNames.filter((n) => n.startsWith('past_key_values.') && n.endsWith('.key')).length;
+  return checkDecoder(cfg, s.decoder);
+}
+
+/** Checks the decoder has the tensors and sizes the config promises; returns the KV dtype. */
+function checkDecoder(cfg: ModelConfig, decoder: InferenceSession): KvDtype {
+  need(decoder, ['inputs_embeds', 'attention_mask', 'past_key_values.0.key', 'past_key_values.0.value'], 'onnx/decoder_model_merged', 'input');
+  need(decoder, ['logits', 'present.0.key'], 'onnx/decoder_model_merged', 'output');
+  const pastInputs = decoder.inputNames.filter((n) => n.startsWith('past_key_values.') && n.endsWith('.key')).length;
   if (pastInputs !== cfg.numLayers) {
     throw new BadInputError(`config.json says ${cfg.numLayers} layers but onnx/decoder_model_merged has ${pastInputs}`);
   }
-  const meta = s.decoder.inputMetadata.find((m) => m.name === 'past_key_values.0.key');
+  const meta = decoder.inputMetadata.find((m) => m.name === 'past_key_values.0.key');
   if (meta && meta.isTensor) {
     const dims = meta.shape;
     if (typeof dims[1] === 'number' && dims[1] !== cfg.numKvHeads) {

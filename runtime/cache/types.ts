@@ -112,6 +112,11 @@ export interface CachePolicy {
   budget(tokensSeen: number): number;
   /** Whether it reads the per-head window attention (PrefillContext.window / StepContext.window). */
   readonly needsWindow?: boolean;
+  /**
+   * Whether afterStep reads the scores or the window (default: needsScores). Where scores cost a run of their own
+   * (WebGPU's scoring graph, model/scorer.ts), a policy that ranks only after the prefill spares every step that run.
+   */
+  readonly stepScores?: boolean;
   /** After a prompt (first turn or follow-up) was prefilled. */
   afterPrefill(ctx: PrefillContext): CachePlan;
   /** After one decode step appended one entry. */

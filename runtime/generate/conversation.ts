@@ -43,7 +43,8 @@ export interface LoadedModel {
   familiarityOf(features: Tensor): FamiliarityResult | null;
   embed(ids: number[]): Promise<Tensor>;
   vision(pre: Preprocessed): Promise<Tensor>;
-  decoder(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  /** One decoder run; `wants` says whether its attention scores (and window rows) are read (runtime/vlm.ts). */
+  decoder(feeds: Record<string, Tensor>, wants?: { scores?: boolean; window?: boolean }): Promise<Record<string, Tensor>>;
 }
 
 /** Where an image's tiles sit (rows x cols + the global image; 0 x 0 unsplit) and their vision features. */
@@ -300,12 +301,13 @@ export class Conversation {
   private async prefill(embeds: Tensor, n: number, positions: 'absolute' | 'compressed', cb: AskCallbacks, question?: number) {
     const store = this.store!;
     const start = positions === 'absolute' ? this.tokensSeen : store.length;
+    const policy = this.policy!;
     const out = await this.model.decoder({
       inputs_embeds: embeds,
       attention_mask: ones(store.length + n),
       ...(this.model.takesPositionIds ? { position_ids: positionIds(start, n) } : {}),
       ...store.feeds(),
-    });
+    }, { scores: policy.needsScores || !!cb.onImportance || !!cb.onForward, window: !!policy.needsWindow });
     this.model.counters.prefillRuns++;
     store.adopt(out);
     this.tokensSeen += n;
@@ -325,12 +327,14 @@ export class Conversation {
   private async step(token: number, positions: 'absolute' | 'compressed', cb: AskCallbacks): Promise<Float32Array> {
     const store = this.store!;
     const ts = performance.now();
+    const policy = this.policy!;
+    const stepScores = policy.stepScores ?? policy.needsScores;
     const out = await this.model.decoder({
       inputs_embeds: await this.model.embed([token]),
       attention_mask: ones(store.length + 1),
       ...(this.model.takesPositionIds ? { position_ids: positionIds(positions === 'absolute' ? this.tokensSeen : store.length, 1) } : {}),
       ...store.feeds(),
-    });
+    }, { scores: stepScores || !!cb.onForward, window: stepScores && !!policy.needsWindow });
     this.model.counters.decodeSteps++;
     store.adopt(out);
     this.tokensSeen++;
@@ -338,10 +342,10 @@ export class Conversation {
     this.kept?.append('g');
     this.pendingToken = null;
     const tpol = performance.now();
-    const scores = this.policy!.needsScores || cb.onForward ? this.scores(out) : null;
-    await this.apply(this.policy!.afterStep({
+    const scores = stepScores || cb.onForward ? this.scores(out) : null;
+    await this.apply(policy.afterStep({
       cacheLength: store.length, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
-      window: this.policy!.needsWindow ? this.window(out) : null, kvHeads: store.shape.kvHeads,
+      window: stepScores && policy.needsWindow ? this.window(out) : null, kvHeads: store.shape.kvHeads,
     }));
     const policyMs = performance.now() - tpol;
     const logits = lastLogits(out.logits);
@@ -379,9 +383,10 @@ export class Conversation {
     };
   }
 
+  /** The run's attention importance per layer; null without scores, or when the run was not asked for them. */
   private scores(out: Record<string, Tensor>): Float32Array[] | null {
     const names = this.model.scoreOutputs;
-    return names ? names.map((nm) => toFloat(out[nm])) : null;
+    return names && out[names[0]] ? names.map((nm) => toFloat(out[nm])) : null;
   }
 
   /** The per-head window attention (`attn_window.*`, onnx/importance.ts WINDOW_PREFIX), when the derived decoder has it. */

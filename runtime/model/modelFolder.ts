@@ -26,6 +26,8 @@ export interface ModelConfig {
   imageTokenId: number;
   imageSeqLen: number;
   numLayers: number;
+  /** Query heads of the text model. */
+  numHeads: number;
   numKvHeads: number;
   headDim: number;
   hiddenSize: number;
@@ -142,6 +144,7 @@ export function readModelFolder(dir: string, dtype = ''): ModelConfig {
     imageTokenId,
     imageSeqLen,
     numLayers: num(text.num_hidden_layers, 'config.json', 'text_config.num_hidden_layers'),
+    numHeads: heads,
     numKvHeads: kvHeads,
     headDim,
     hiddenSize,

@@ -9,11 +9,12 @@ import { NoAttentionError, type AttentionKind } from './attentionSites.js';
 import { REWRITE_VERSION, rewriteForImportance, type RewriteResult } from './importance.js';
 import { wireTruePositions } from './positions.js';
 import { lastPositionLogits } from './lastLogits.js';
+import { exposeQueries } from './queries.js';
 import { defaultDerivedCacheDir } from '../paths.js';
 import { writeModelFile } from './writeModel.js';
-import { inChildProcess, type DerivedDecoder } from './deriveChild.js';
+import { inChildProcess, type DerivedDecoder, type DerivedPositions } from './deriveChild.js';
 
-export type { DerivedDecoder };
+export type { DerivedDecoder, DerivedPositions };
 
 export interface DeriveOptions {
   /** Where derived models are kept; default $XDG_CACHE_HOME/elastic-vlm/derived or ~/.cache/elastic-vlm/derived. */
@@ -137,23 +138,39 @@ export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions =
 }
 
 /**
- * A decoder derived from `srcPath` with true positions only (rotary moved out of GroupQueryAttention, positions.ts)
- * and last-position logits (lastLogits.ts), no importance outputs: for providers whose GroupQueryAttention cannot
- * output attention (WebGPU in onnxruntime 1.30). Returns the source itself when there is nothing to change. Cached
- * like the scored decoder.
+ * A decoder derived from `srcPath` with true positions (rotary moved out of GroupQueryAttention, positions.ts),
+ * last-position logits (lastLogits.ts) and each layer's rotated queries (queries.ts), no importance outputs: for
+ * providers whose GroupQueryAttention cannot output attention (WebGPU in onnxruntime 1.30), where the queries go to
+ * the scoring graph (model/scorer.ts). Returns the source itself when there is nothing to change. Cached like the
+ * scored decoder.
  */
-export async function derivePositionsDecoder(srcPath: string, opts: DeriveOptions = {}): Promise<string> {
+export async function derivePositionsDecoder(srcPath: string, opts: DeriveOptions = {}): Promise<DerivedPositions> {
   const dir = opts.cacheDir ?? defaultDerivedCacheDir();
-  const out = (sha: string) => path.join(dir, `${sha}.positions.r${REWRITE_VERSION}.onnx`);
-  const hashed = out(await sha256File(srcPath));
-  if (await fsp.stat(hashed).then((s) => s.size > 0, () => false)) return hashed;
+  const files = (sha: string) => {
+    const base = path.join(dir, `${sha}.positions.r${REWRITE_VERSION}`);
+    return { model: `${base}.onnx`, meta: `${base}.json` };
+  };
+  const hashed = files(await sha256File(srcPath));
+  const hit = await readPositionsMeta(hashed.meta);
+  if (hit && (await fsp.stat(hashed.model).then((s) => s.size === hit.bytes, () => false))) return { path: hashed.model, queryOutputs: hit.queryOutputs };
   if (opts.isolate) return inChildProcess({ kind: 'positions', source: srcPath, cacheDir: dir }, opts.log);
   const bytes = await fsp.readFile(srcPath);
-  const target = out(createHash('sha256').update(bytes).digest('hex'));
+  const target = files(createHash('sha256').update(bytes).digest('hex'));
   const model = onnx.ModelProto.decode(bytes);
   const wired = wireTruePositions(model).wired;
-  if (!lastPositionLogits(model) && wired === 0) return srcPath;
+  const queryOutputs = exposeQueries(model);
+  if (!lastPositionLogits(model) && wired === 0 && queryOutputs === 0) return { path: srcPath, queryOutputs: 0 };
   await fsp.mkdir(dir, { recursive: true });
-  await writeModelAtomic(target, model);
-  return target;
+  const written = await writeModelAtomic(target.model, model);
+  await writeAtomic(target.meta, JSON.stringify({ version: REWRITE_VERSION, source: srcPath, bytes: written, queryOutputs }, null, 2));
+  return { path: target.model, queryOutputs };
+}
+
+async function readPositionsMeta(file: string): Promise<{ bytes: number; queryOutputs: number } | undefined> {
+  try {
+    const m = JSON.parse(await fsp.readFile(file, 'utf8')) as { version?: number; bytes?: number; queryOutputs?: number };
+    return m.version === REWRITE_VERSION && typeof m.bytes === 'number' && typeof m.queryOutputs === 'number' ? { bytes: m.bytes, queryOutputs: m.queryOutputs } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -21,6 +21,13 @@ export interface DerivedDecoder {
   sourceSha256: string;
 }
 
+/** A derived positions decoder on disk (derive.ts), or the source itself when it needed no change. */
+export interface DerivedPositions {
+  path: string;
+  /** Layers whose rotated queries are outputs (`attn_query.{i}`, queries.ts); 0 when none are. */
+  queryOutputs: number;
+}
+
 export interface DeriveJob {
   kind: 'scored' | 'positions';
   source: string;
@@ -29,12 +36,12 @@ export interface DeriveJob {
 
 /** What deriveMain.ts sends back: the rewrite's result, or its error by class name and message. */
 export type DeriveReply =
-  | { ok: true; scored?: DerivedDecoder; positions?: string }
+  | { ok: true; scored?: DerivedDecoder; positions?: DerivedPositions }
   | { ok: false; name: string; message: string };
 
 export function inChildProcess(job: DeriveJob & { kind: 'scored' }, log?: (l: string) => void): Promise<DerivedDecoder>;
-export function inChildProcess(job: DeriveJob & { kind: 'positions' }, log?: (l: string) => void): Promise<string>;
-export function inChildProcess(job: DeriveJob, log?: (l: string) => void): Promise<DerivedDecoder | string> {
+export function inChildProcess(job: DeriveJob & { kind: 'positions' }, log?: (l: string) => void): Promise<DerivedPositions>;
+export function inChildProcess(job: DeriveJob, log?: (l: string) => void): Promise<DerivedDecoder | DerivedPositions> {
   const entry = deriveEntry();
   log?.(`deriving a decoder for ${job.source} in a child process (once per model; cached in ${job.cacheDir})`);
   return new Promise((resolve, reject) => {

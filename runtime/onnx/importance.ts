@@ -24,10 +24,10 @@ export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-// 19: new.* outputs. 18: the reductions listed last, layer 0's last; logits of the last position only. 17: the
+// 20: the positions decoder outputs attn_query.* (queries.ts). 19: new.* outputs. 18: the reductions listed last, layer 0's last; logits of the last position only. 17: the
 // attn_window.* outputs and true positions for GroupQueryAttention (rotary outside it). Derived decoders are cached
 // in a folder other checkouts share: a distinctive number keeps theirs apart.
-export const REWRITE_VERSION = 19;
+export const REWRITE_VERSION = 20;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 /**
  * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of

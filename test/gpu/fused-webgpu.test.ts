@@ -1,15 +1,23 @@
 // A fused look-alike (GroupQueryAttention with rotary inside, as the published SmolVLM decoders are) on WebGPU.
 // onnxruntime 1.30's WebGPU GroupQueryAttention refuses the attention output the importance rewrite reads (seen on
-// an H200, docs/gpu.md), so there the worker runs the decoder with true positions only: full and StreamingLLM work,
-// Elastic and H2O say why they cannot, and `auto` keeps such a model on the CPU, where the scores exist.
-// Logits are not compared with the CPU here: Mesa's lavapipe (CI) computes GroupQueryAttention prefill wrong for
-// prompts of 32 tokens or more, and an image prompt is longer; the H200 run compares them (docs/gpu.md).
+// an H200, docs/gpu.md), so there the worker runs a decoder with true positions that outputs its rotated queries,
+// and the scoring graph (runtime/model/scorer.ts) computes the attention from them and the present keys: every
+// policy runs with the cache on the device. The scoring graph's numbers against GroupQueryAttention's own are checked
+// on the CPU (test/integration/scorer.test.ts); here, the same graph on WebGPU against the CPU on the same inputs.
+// Decoder logits are not compared with the CPU here: Mesa's lavapipe (CI) computes GroupQueryAttention prefill wrong
+// for prompts of 32 tokens or more, and an image prompt is longer; the H200 run compares them (docs/gpu.md).
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Vlm, WEBGPU_GQA_NO_SCORES } from '../../runtime/vlm.js';
+import type { Tensor } from 'onnxruntime-node';
+import { Vlm } from '../../runtime/vlm.js';
+import { ort } from '../../runtime/model/ort.js';
+import { AttentionScorer } from '../../runtime/model/scorer.js';
+import { IMPORTANCE_PREFIX, WINDOW_PREFIX } from '../../runtime/onnx/importance.js';
+import { queryName } from '../../runtime/onnx/queries.js';
+import type { ImportanceMap } from '../../runtime/protocol.js';
 import { lookalike } from '../helpers/lookalike.js';
 import { webgpuGate } from './device.js';
 
@@ -17,28 +25,78 @@ const root = join(__dirname, '..', '..');
 const image = join(root, 'media', 'samples', 'bars.png');
 const needWebgpu = webgpuGate();
 
-it('fused look-alike on WebGPU: full and streaming run with the cache on the device; elastic says why it cannot', { timeout: 600_000 }, async (t) => {
+function seeded(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return (s / 2 ** 32) * 4 - 2;
+  });
+}
+
+it('the scoring graph on WebGPU gives the CPU\'s importance and window rows', { timeout: 120_000 }, async (t) => {
+  if (!needWebgpu(t)) return;
+  const shape = { layers: 2, kvHeads: 3, headDim: 64, dtype: 'float32' as const, heads: 9 };
+  const [gpu, cpu] = await Promise.all([AttentionScorer.create(shape, 'webgpu'), AttentionScorer.create(shape, 'cpu')]);
+  try {
+    for (const [S, T] of [[70, 70], [1, 71], [5, 90]]) {
+      const out: Record<string, Tensor> = {};
+      for (let i = 0; i < shape.layers; i++) {
+        out[queryName(i)] = new ort.Tensor('float32', seeded(S * shape.heads * 64, 10 * i + S), [1, S, shape.heads * 64]);
+        out[`present.${i}.key`] = new ort.Tensor('float32', seeded(T * shape.kvHeads * 64, 10 * i + T + 1), [1, shape.kvHeads, T, 64]);
+      }
+      const [g, c] = await Promise.all([gpu.score(out, true), cpu.score(out, true)]);
+      for (let i = 0; i < shape.layers; i++) {
+        for (const name of [`${IMPORTANCE_PREFIX}${i}`, `${WINDOW_PREFIX}${i}`]) {
+          assert.deepEqual(g[name].dims, c[name].dims, name);
+          const a = g[name].data as Float32Array;
+          const b = c[name].data as Float32Array;
+          let d = 0;
+          for (let j = 0; j < a.length; j++) d = Math.max(d, Math.abs(a[j] - b[j]));
+          assert.ok(d < 1e-4 * Math.max(1, S), `${name}, ${S} queries over ${T} keys: ${d}`);
+        }
+      }
+    }
+  } finally {
+    await Promise.all([gpu.release(), cpu.release()]);
+  }
+});
+
+it('fused look-alike on WebGPU: every policy runs with the cache on the device, the scored ones through the scoring graph', { timeout: 600_000 }, async (t) => {
   if (!needWebgpu(t)) return;
   const dir = lookalike(['--preset', 'smolvlm-256m', '--layers', '2', '--no-image-splitting', '--format', 'fused', '--dtypes', 'fp32']);
   const cacheDir = mkdtempSync(join(tmpdir(), 'evlm-fused-gpu-'));
   const gpu = await Vlm.load({ modelDir: dir, device: 'webgpu', cacheDir });
   try {
     assert.equal(gpu.provider, 'webgpu');
-    assert.equal(gpu.scoreOutputs, null);
-    assert.equal(gpu.scoresUnavailable, WEBGPU_GQA_NO_SCORES);
+    assert.deepEqual(gpu.scoreOutputs, [`${IMPORTANCE_PREFIX}0`, `${IMPORTANCE_PREFIX}1`]);
+    assert.equal(gpu.scoresUnavailable, null);
     assert.ok(gpu.takesPositionIds, 'the derived decoder takes position_ids (true positions after compaction)');
-    for (const cache of [{ policy: 'full' as const, keep: 1 }, { policy: 'streaming' as const, keep: 0.3 }]) {
+    for (const cache of [
+      { policy: 'full' as const, keep: 1 },
+      { policy: 'streaming' as const, keep: 0.3 },
+      { policy: 'elastic' as const, keep: 0.3 },
+      { policy: 'elastic' as const, keep: 0.3, variant: 'paper' as const },
+      { policy: 'h2o' as const, keep: 0.3 },
+      { policy: 'snapkv' as const, keep: 0.3 },
+    ]) {
       const c = gpu.conversation();
-      const r = await c.ask(image, 'Describe this image.', { cache, generate: { maxNewTokens: 6, ignoreEos: true } });
+      let map: ImportanceMap | undefined;
+      const steps: Float32Array[][] = [];
+      const r = await c.ask(image, 'Describe this image.', { cache, generate: { maxNewTokens: 6, ignoreEos: true } }, {
+        onImportance: (m) => (map = m),
+        onForward: (_k, _l, scores) => scores && steps.push(scores),
+      });
       c.dispose();
-      assert.equal(r.generatedTokens, 6, cache.policy);
-      assert.equal(r.cache.location, 'gpu');
-      if (cache.policy === 'streaming') assert.equal(r.cache.perLayerLength[0], r.cache.budget);
+      const label = `${cache.policy} ${'variant' in cache ? cache.variant : ''}`;
+      assert.equal(r.generatedTokens, 6, label);
+      assert.equal(r.cache.location, 'gpu', label);
+      if (cache.policy !== 'full') assert.equal(r.cache.perLayerLength[0], r.cache.budget, label);
+      // The panel's heat map comes from the prefill's scores, for every policy.
+      assert.ok(map && map.tiles.some((tile) => tile.values.some((v) => v > 0)), `${label}: importance map`);
+      // Prefill and 5 steps, each with one importance row per layer over the cache it saw.
+      assert.equal(steps.length, 6, label);
+      assert.ok(steps.every((s) => s.length === 2 && s.every((row) => row.every(Number.isFinite))), label);
     }
-    const c = gpu.conversation();
-    await assert.rejects(c.ask(image, 'Describe this image.', { cache: { policy: 'elastic', keep: 0.3 }, generate: { maxNewTokens: 2 } }),
-      (e: Error) => e.name === 'BadInputError' && e.message.includes('output_qk is not supported') && /streaming and full run/.test(e.message));
-    c.dispose();
   } finally {
     await gpu.release();
     rmSync(cacheDir, { recursive: true, force: true });

@@ -114,6 +114,8 @@ function mergeIntoNearest(dropped: Uint8Array, len: number, s: number, last: num
 export class ElasticPolicy implements CachePolicy {
   readonly name: string;
   readonly needsScores = true;
+  // Stage 2 evicts at a fixed index: no scores after the prefill.
+  readonly stepScores = false;
   readonly keep: number;
   readonly startSize: number;
   readonly distance: number;

@@ -104,6 +104,10 @@ export class QuestionElasticPolicy implements CachePolicy {
   readonly name = 'elastic';
   readonly needsScores = true;
   readonly needsWindow = true;
+  /** The re-ranking stage 2 reads each step's attention; the paper's fixed index does not. */
+  get stepScores(): boolean {
+    return this.rerank > 0;
+  }
   readonly keep: number;
   readonly startSize: number;
   readonly distance: number;

@@ -23,6 +23,8 @@ export class SnapKVPolicy implements CachePolicy {
   readonly name = 'snapkv';
   readonly needsScores = true;
   readonly needsWindow = true;
+  // One-shot: decode evicts the oldest generated entries without scores.
+  readonly stepScores = false;
   readonly keep: number;
   readonly window: number;
   readonly kernel: number;
