@@ -24,12 +24,29 @@
 //   float16 MatMul may accumulate in fp16. The padded gather costs (new + M*G)*H*D plus a linear Concat copy.
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ort, float16Tensor } from '../model/ort.js';
+import { BadInputError } from '../errors.js';
 import { BOOL, F16, F32, GraphBuilder, I64, encodeModel } from '../onnx/build.js';
 import type { LayerAssign } from './types.js';
 import { isPerHead, validatePlan } from './compact.js';
 import { entryBytes, pastFeeds, presentName, type KvShape, type KvStore } from './store.js';
 
 type Kind = 'gather' | 'merge';
+
+/**
+ * Decode steps per eviction on the device. Each compaction is a session run of its own: evicting every step, as the
+ * CPU does in place, cost about half of a step on an H200 (StreamingLLM 0.2 at 53 tok/s against 105 for the full
+ * cache, docs/real-size.md run 7). Past the budget the policies then evict this many more at once
+ * (budget.ts stepEvictions), so the cache still never holds more than its budget.
+ */
+export const GPU_EVICT_BATCH = 16;
+
+/** GPU_EVICT_BATCH, or ELASTIC_VLM_GPU_EVICT_BATCH (an integer >= 1, for measuring it). */
+export function gpuEvictBatch(env = process.env.ELASTIC_VLM_GPU_EVICT_BATCH): number {
+  if (env === undefined || env === '') return GPU_EVICT_BATCH;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new BadInputError(`ELASTIC_VLM_GPU_EVICT_BATCH must be an integer >= 1, got ${JSON.stringify(env)}`);
+  return n;
+}
 
 const sessions = new Map<string, Promise<InferenceSession>>();
 let live = 0;

@@ -46,6 +46,8 @@ export interface PolicyOptions extends ElasticKnobs {
   importance?: Importance;
   /** Elastic stage 1: merge dropped entries into their nearest anchor (the paper, default) or just drop them. */
   merge?: boolean;
+  /** Decode steps per eviction (budget.ts stepEvictions): 1 evicts every step; the GPU store asks for more. */
+  evictBatch?: number;
 }
 
 /**

@@ -12,7 +12,7 @@ import type { ChatMessage, PromptBuilder } from '../model/prompt.js';
 import { TextStream } from '../model/detokenize.js';
 import type { Provider } from '../model/sessions.js';
 import { CpuKvStore, entryBytes, type KvShape, type KvStore } from '../cache/store.js';
-import { GpuKvStore } from '../cache/gpuStore.js';
+import { GpuKvStore, gpuEvictBatch } from '../cache/gpuStore.js';
 import { createPolicy } from '../cache/policies/index.js';
 import { planSummary } from '../cache/compact.js';
 import type { CachePlan, CachePolicy, WindowAttention } from '../cache/types.js';
@@ -246,7 +246,8 @@ export class Conversation {
     this.store = this.model.provider === 'webgpu' ? new GpuKvStore(this.model.kvShape) : new CpuKvStore(this.model.kvShape);
     this.cacheOpts = cache;
     const { policy: _name, positions: _positions, followUps: _followUps, ...options } = cache;
-    this.policy = createPolicy(cache.policy, options);
+    // The device compacts in a run of its own: there the policies evict in batches (gpuStore.ts GPU_EVICT_BATCH).
+    this.policy = createPolicy(cache.policy, { ...options, evictBatch: this.store.location === 'gpu' ? gpuEvictBatch() : 1 });
     if (this.policy.needsScores && !this.model.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give (${this.model.scoresUnavailable}); streaming and full run without them`);
     }

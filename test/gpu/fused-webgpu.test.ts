@@ -15,6 +15,7 @@ import type { Tensor } from 'onnxruntime-node';
 import { Vlm } from '../../runtime/vlm.js';
 import { ort } from '../../runtime/model/ort.js';
 import { AttentionScorer } from '../../runtime/model/scorer.js';
+import { GPU_EVICT_BATCH } from '../../runtime/cache/gpuStore.js';
 import { IMPORTANCE_PREFIX, WINDOW_PREFIX } from '../../runtime/onnx/importance.js';
 import { queryName } from '../../runtime/onnx/queries.js';
 import type { ImportanceMap } from '../../runtime/protocol.js';
@@ -90,7 +91,8 @@ it('fused look-alike on WebGPU: every policy runs with the cache on the device, 
       const label = `${cache.policy} ${'variant' in cache ? cache.variant : ''}`;
       assert.equal(r.generatedTokens, 6, label);
       assert.equal(r.cache.location, 'gpu', label);
-      if (cache.policy !== 'full') assert.equal(r.cache.perLayerLength[0], r.cache.budget, label);
+      // The device evicts GPU_EVICT_BATCH at a time once past the budget, and never holds more than it.
+      if (cache.policy !== 'full') assert.ok(r.cache.perLayerLength[0] <= r.cache.budget && r.cache.perLayerLength[0] > r.cache.budget - GPU_EVICT_BATCH, label);
       // The panel's heat map comes from the prefill's scores, for every policy.
       assert.ok(map && map.tiles.some((tile) => tile.values.some((v) => v > 0)), `${label}: importance map`);
       // Prefill and 5 steps, each with one importance row per layer over the cache it saw.

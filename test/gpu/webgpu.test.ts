@@ -326,6 +326,11 @@ describe('the tiny test model through Vlm', () => {
       const { Vlm } = await import('../../runtime/vlm.js');
       type A = { answer: string; ids: number[]; location: string; provider: string; lengths: number[]; evicted: number; merged: number };
       const answers: Record<string, A> = {};
+      // The same plans on both devices: the GPU evicts one entry a step here, as the CPU does, instead of its default
+      // batches (gpuStore.ts GPU_EVICT_BATCH; test/gpu/fused-webgpu.test.ts runs those).
+      const batch = process.env.ELASTIC_VLM_GPU_EVICT_BATCH;
+      process.env.ELASTIC_VLM_GPU_EVICT_BATCH = '1';
+      t.after(() => (batch === undefined ? delete process.env.ELASTIC_VLM_GPU_EVICT_BATCH : (process.env.ELASTIC_VLM_GPU_EVICT_BATCH = batch)));
       for (const device of ['cpu', 'webgpu'] as const) {
         const vlm = await Vlm.load({ modelDir, device, dtype });
         for (const policy of ['elastic', 'streaming', 'full'] as const) {

@@ -226,3 +226,64 @@ test('product Elastic keepProtected: decode re-ranking never evicts the question
   const plan = p.afterStep({ cacheLength: 7, tokensSeen: 12, scores: [Float32Array.from([0, 0, 0.3, 0.1, 0, 0, 0])], numLayers: 1 });
   assert.deepEqual([...plan![0]], [0, -1, 1, 2, 3, 4, 5]);
 });
+
+test('stepEvictions: the excess, plus batch - 1 more when past the budget, within the room', async () => {
+  const { stepEvictions } = await import('../../runtime/cache/policies/budget.js');
+  assert.equal(stepEvictions(100, 100, 16), 0); // within the budget
+  assert.equal(stepEvictions(101, 100), 1); // batch 1: the excess
+  assert.equal(stepEvictions(101, 100, 16), 16); // down to 85 = budget - 15
+  assert.equal(stepEvictions(103, 100, 16), 18); // a follow-up's excess plus the batch
+  assert.equal(stepEvictions(101, 100, 16, 10), 10); // the policy's room caps it
+  assert.equal(stepEvictions(105, 100, 16, 3), 5); // never less than the excess
+});
+
+// On the GPU each compaction is a run of its own: with evictBatch the policies compact once every batch steps
+// and still never hold more than the budget.
+for (const [name, make, minimum] of [
+  ['elastic (answers, defaults)', (k: number, b: number) => new QuestionElasticPolicy({ keep: k, evictBatch: b }), 5],
+  ['elastic (answers, paper stage 2)', (k: number, b: number) => new QuestionElasticPolicy({ keep: k, rerank: 0, evictBatch: b }), 5],
+  ['elastic (paper)', (k: number, b: number) => createPolicy('elastic', { keep: k, variant: 'paper', evictBatch: b }), 5],
+  ['h2o', (k: number, b: number) => createPolicy('h2o', { keep: k, evictBatch: b }), 1],
+  ['streaming', (k: number, b: number) => createPolicy('streaming', { keep: k, evictBatch: b }), 5],
+  ['snapkv', (k: number, b: number) => new SnapKVPolicy({ keep: k, evictBatch: b }), 1],
+] as const) {
+  test(`${name}: evictBatch 8 compacts once every 8 steps at most, never over the budget`, async () => {
+    const { budgetFor } = await import('../../runtime/cache/policies/budget.js');
+    let seed = 11;
+    const r = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    for (const k of [0.2, 0.5]) {
+      const p = make(k, 8);
+      let len = 0;
+      let T = 0;
+      let compactions = 0;
+      const apply = (plan: Int32Array[] | null) => {
+        if (!plan) return false;
+        len = Math.max(-1, ...plan[0]) + 1;
+        return true;
+      };
+      const n = 120;
+      len = T = n;
+      const imageMask = Uint8Array.from({ length: n }, (_, j) => (j >= 3 && j < n - 6 ? 1 : 0));
+      const row = () => Float32Array.from({ length: len }, r);
+      apply(p.afterPrefill({ cacheLength: len, newEntries: n, tokensSeen: T, scores: [row(), row()], numLayers: 2, imageMask,
+        window: [randomWindow(r, len, 64), randomWindow(r, len, 64)] }));
+      assert.equal(len, budgetFor(k, T, minimum), `${name} k=${k}: the prefill compresses to the budget exactly`);
+      for (let s = 0; s < 64; s++) {
+        len++;
+        T++;
+        const budget = budgetFor(k, T, minimum);
+        const over = len > budget;
+        const compacted = apply(p.afterStep({ cacheLength: len, tokensSeen: T, scores: [row(), row()], numLayers: 2,
+          window: [randomWindow(r, len, 1), randomWindow(r, len, 1)] }));
+        if (compacted) {
+          compactions++;
+          assert.ok(over, `${name} k=${k} T=${T}: compacted within the budget`);
+          assert.equal(len, budget - 7, `${name} k=${k} T=${T}: evicts down to budget - 7`);
+        }
+        assert.ok(len <= budget, `${name} k=${k} T=${T}: ${len} over the budget ${budget}`);
+      }
+      // The budget grows by k a step, so the cache reaches it again after at least 8 / (1 - k) steps.
+      assert.ok(compactions >= 1 && compactions <= Math.ceil(64 * (1 - k) / 8) + 1, `${name} k=${k}: ${compactions} compactions in 64 steps`);
+    }
+  });
+}

@@ -15,6 +15,18 @@ export function budgetFor(keep: number, tokensSeen: number, minimum = 1): number
   return Math.max(minimum, Math.floor(keep * tokensSeen + 0.5 + 1e-9));
 }
 
+/**
+ * Entries a decode step evicts when the cache holds `len` against `budget`: none within it; past it, the excess plus
+ * `batch - 1` more, at most `room` (what the policy can evict in one plan). A store whose every compaction is a run
+ * of its own (the GPU's, cache/gpuStore.ts) asks for batch > 1 and so compacts once every `batch` steps, never
+ * holding more than the budget; the CPU compacts in place every step (batch 1: the methods as written).
+ */
+export function stepEvictions(len: number, budget: number, batch = 1, room = Infinity): number {
+  const over = len - budget;
+  if (over <= 0) return 0;
+  return Math.max(over, Math.min(over + Math.max(1, Math.floor(batch)) - 1, room));
+}
+
 export function checkKeep(keep: number): void {
   if (!(Number.isFinite(keep) && keep > 0 && keep <= 1)) {
     throw new RangeError(`keep is the fraction of the cache KEPT and must be in (0, 1], got ${keep}`);

@@ -5,7 +5,7 @@
 
 import type { Importance } from '../../protocol.js';
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
-import { budgetFor, checkKeep } from './budget.js';
+import { budgetFor, checkKeep, stepEvictions } from './budget.js';
 import { checkScores, evictRangeAssign, lowestFirst, resolveLayers, sameForAllLayers } from './plan.js';
 
 /**
@@ -125,11 +125,13 @@ export class ElasticPolicy implements CachePolicy {
   /** Stage-2 eviction index; null until the first prefill. */
   private p: number | null = null;
   private layers = 0;
+  private readonly evictBatch: number;
 
   constructor(opts: PolicyOptions) {
     checkKeep(opts.keep);
     this.keep = opts.keep;
     this.startSize = opts.startSize ?? ELASTIC_DEFAULT_START;
+    this.evictBatch = opts.evictBatch ?? 1;
     this.distance = opts.distance ?? ELASTIC_DEFAULT_DISTANCE;
     this.releasedSelection = opts.releasedSelection ?? false;
     this.importance = opts.importance ?? 'sum';
@@ -179,7 +181,7 @@ export class ElasticPolicy implements CachePolicy {
     if (this.p === null) throw new Error('elastic: afterStep called before afterPrefill');
     this.layers = resolveLayers(this.name, ctx, this.layers);
     const len = ctx.cacheLength;
-    const over = len - this.budget(ctx.tokensSeen);
+    const over = stepEvictions(len, this.budget(ctx.tokensSeen), this.evictBatch, len - 1 - this.startSize);
     if (over <= 0) return null;
     // Clamp: never into the prefix, never the newest entry (budget >= startSize + 1 keeps this valid).
     const at = Math.max(this.startSize, Math.min(this.p, len - 1 - over));

@@ -24,7 +24,7 @@
 
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext, WindowAttention } from '../types.js';
 import { avgPool1d, kvGroup, topKeep, windowScore } from '../scores.js';
-import { budgetFor, checkKeep } from './budget.js';
+import { budgetFor, checkKeep, stepEvictions } from './budget.js';
 import { evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
 import { ELASTIC_DEFAULT_START, perQuery } from './elastic.js';
 
@@ -127,6 +127,7 @@ export class QuestionElasticPolicy implements CachePolicy {
   private readonly windowSet: boolean;
   private p: number | null = null;
   private layers = 0;
+  private readonly evictBatch: number;
   /** Lanes per layer: 1, or the KV heads with `perHead`. */
   private groups = 0;
   /** Per lane, 1 where the cache entry is an image token (follows every plan). */
@@ -136,6 +137,7 @@ export class QuestionElasticPolicy implements CachePolicy {
     checkKeep(opts.keep);
     this.keep = opts.keep;
     this.startSize = opts.startSize ?? ELASTIC_DEFAULT_START;
+    this.evictBatch = opts.evictBatch ?? 1;
     this.distance = opts.distance ?? ANSWERS_DISTANCE;
     this.windowSet = opts.window !== undefined;
     this.window = opts.window ?? ANSWERS_WINDOW;
@@ -205,7 +207,7 @@ export class QuestionElasticPolicy implements CachePolicy {
         this.acc[k] = a;
       }
     }
-    const over = len - this.budget(ctx.tokensSeen);
+    const over = stepEvictions(len, this.budget(ctx.tokensSeen), this.evictBatch, len - 1 - this.startSize);
     if (over <= 0) return null;
     const end = Math.max(this.startSize + over, len - this.rerank);
     const lanes = this.acc.map((a, l) => {
@@ -322,7 +324,7 @@ export class QuestionElasticPolicy implements CachePolicy {
       this.kept[l] = grow(this.kept[l]?.subarray(0, len - 1), len, 0);
     }
     if (this.rerank > 0) return this.rerankStep(ctx);
-    const over = len - this.budget(ctx.tokensSeen);
+    const over = stepEvictions(len, this.budget(ctx.tokensSeen), this.evictBatch, len - 1 - this.startSize);
     if (over <= 0) return null;
     const at = Math.max(this.startSize, Math.min(this.p, len - 1 - over));
     // The paper's fixed-index rule is positional: the same slots go in every head (one per-layer assign).

@@ -3,7 +3,7 @@
 // whenever the cache exceeds the shared budget.
 
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext } from '../types.js';
-import { budgetFor, checkKeep } from './budget.js';
+import { budgetFor, checkKeep, stepEvictions } from './budget.js';
 import { checkScores, lowestFirst, resolveLayers } from './plan.js';
 
 export const H2O_DEFAULT_HEAVY_SHARE = 0.5;
@@ -15,10 +15,12 @@ export class H2OPolicy implements CachePolicy {
   readonly heavyShare: number;
   /** Per layer, accumulated attention of each current cache entry (fp64 so long runs don't drift). */
   private acc: Float64Array[] = [];
+  private readonly evictBatch: number;
 
   constructor(opts: PolicyOptions) {
     checkKeep(opts.keep);
     this.keep = opts.keep;
+    this.evictBatch = opts.evictBatch ?? 1;
     this.heavyShare = opts.heavyShare ?? H2O_DEFAULT_HEAVY_SHARE;
     if (!(this.heavyShare >= 0 && this.heavyShare <= 1)) throw new RangeError('h2o: heavyShare must be in [0, 1]');
   }
@@ -40,12 +42,12 @@ export class H2OPolicy implements CachePolicy {
 
   afterPrefill(ctx: PrefillContext): CachePlan {
     this.accumulate('prefill', ctx.scores, ctx.cacheLength, ctx.numLayers);
-    return this.compress(ctx.cacheLength, ctx.tokensSeen);
+    return this.compress(ctx.cacheLength, ctx.tokensSeen, 1);
   }
 
   afterStep(ctx: StepContext): CachePlan {
     this.accumulate('step', ctx.scores, ctx.cacheLength, ctx.numLayers);
-    return this.compress(ctx.cacheLength, ctx.tokensSeen);
+    return this.compress(ctx.cacheLength, ctx.tokensSeen, this.evictBatch);
   }
 
   /** Extend each layer's accumulator with zeros for the new entries, then add the scores. */
@@ -65,15 +67,15 @@ export class H2OPolicy implements CachePolicy {
   }
 
   /**
-   * Over budget by e: keep the `recent` newest entries; among the older ones evict the e lowest
-   * accumulated (ties: earlier position first). The accumulator follows the plan.
+   * Over budget: keep the `recent` newest entries; among the older ones evict the lowest accumulated (ties: earlier
+   * position first), as many as budget.ts stepEvictions says for `batch`. The accumulator follows the plan.
    */
-  private compress(len: number, tokensSeen: number): CachePlan {
+  private compress(len: number, tokensSeen: number, batch: number): CachePlan {
     const budget = this.budget(tokensSeen);
-    const over = len - budget;
-    if (over <= 0) return null;
     const { recent } = this.split(budget);
-    const candidates = len - recent; // = heavy + over
+    const candidates = len - recent; // = heavy + the excess
+    const over = stepEvictions(len, budget, batch, candidates);
+    if (over <= 0) return null;
     const plan: LayerAssign[] = this.acc.map((a, l) => {
       const evict = new Uint8Array(len);
       if (over === 1) {
@@ -87,7 +89,7 @@ export class H2OPolicy implements CachePolicy {
         for (let i = 0; i < over; i++) evict[order[i]] = 1;
       }
       const assign = new Int32Array(len);
-      const kept = new Float64Array(budget);
+      const kept = new Float64Array(len - over);
       let slot = 0;
       for (let j = 0; j < len; j++) {
         if (evict[j]) assign[j] = -1;

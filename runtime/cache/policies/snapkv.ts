@@ -13,7 +13,7 @@
 
 import type { CachePlan, CachePolicy, PolicyOptions, PrefillContext, StepContext } from '../types.js';
 import { avgPool1d, topKeep, windowScore } from '../scores.js';
-import { budgetFor, checkKeep } from './budget.js';
+import { budgetFor, checkKeep, stepEvictions } from './budget.js';
 import { assignFromKeep, evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
 
 export const SNAPKV_WINDOW = 64;
@@ -29,6 +29,7 @@ export class SnapKVPolicy implements CachePolicy {
   readonly window: number;
   readonly kernel: number;
   private layers = 0;
+  private readonly evictBatch: number;
   /** Cache length right after the last prefill's compression: entries from here on are generated. */
   private promptKept = 0;
 
@@ -37,6 +38,7 @@ export class SnapKVPolicy implements CachePolicy {
     this.keep = opts.keep;
     this.window = opts.window ?? SNAPKV_WINDOW;
     this.kernel = opts.kernel ?? SNAPKV_KERNEL;
+    this.evictBatch = opts.evictBatch ?? 1;
     if (!(Number.isInteger(this.window) && this.window >= 1)) throw new RangeError('snapkv: window must be an integer >= 1');
   }
 
@@ -63,7 +65,7 @@ export class SnapKVPolicy implements CachePolicy {
   afterStep(ctx: StepContext): CachePlan {
     this.layers = resolveLayers(this.name, ctx, this.layers);
     const len = ctx.cacheLength;
-    const over = len - this.budget(ctx.tokensSeen);
+    const over = stepEvictions(len, this.budget(ctx.tokensSeen), this.evictBatch, len - 1 - 4);
     if (over <= 0) return null;
     // The oldest generated entries, or (none left) the oldest prompt entries after 4 sinks; never the newest.
     const at = Math.max(0, Math.min(this.promptKept < len - over ? this.promptKept : 4, len - 1 - over));
