@@ -1,9 +1,10 @@
 // npm run bench -- [--scenario short|describe|long] [--provider cpu[,webgpu]] [--json] [--docs DIR] [--model DIR] [--dtype D]
+//                  [--rows FILE]  (each row and peer appended to FILE as a JSON line as soon as it is measured)
 // What Elastic Cache buys in speed and memory on the default model, beside the full cache and transformers.js.
 // Each row runs in a fresh child process (bench/scenarios.ts); the peer too (bench/peer.ts).
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultModelDir, packageRoot } from '../runtime/paths.js';
 import { machineInfo } from '../runtime/eval/machine.js';
@@ -84,6 +85,7 @@ async function main(): Promise<number> {
       policy: { type: 'string', multiple: true },
       'no-peer': { type: 'boolean' },
       'no-prefill': { type: 'boolean' },
+      rows: { type: 'string' },
     },
   });
   const scenarios = (listOption(values.scenario) ?? SCENARIOS) as ScenarioName[];
@@ -95,6 +97,8 @@ async function main(): Promise<number> {
   const modelDir = resolve(values.model ?? defaultModelDir());
   const { image, question } = pickImage();
   const log = (s: string) => process.stderr.write(`${s}\n`);
+  // A run cut short (a time limit on the GPU machine) keeps the rows it finished.
+  const record = (kind: string, x: object) => values.rows && appendFileSync(values.rows, `${JSON.stringify({ kind, model: modelDir, dtype: dtype ?? 'fp32', ...x })}\n`);
   const bandwidth = memoryBandwidthGBs();
   const dtype = values.dtype;
   const files = readModelFolder(modelDir, dtype ?? '').files;
@@ -115,11 +119,14 @@ async function main(): Promise<number> {
           // A cell the provider refuses (WebGPU's fused attention has no scores for elastic and h2o) is reported, not fatal.
           const error = (e as Error).message.split('\n').find((l) => l.startsWith('error:')) ?? (e as Error).message.split('\n')[0];
           failed.push({ scenario, ...cell, provider, error });
+          record('failed', failed[failed.length - 1]);
           log(`${scenario} ${cell.policy} ${cell.keep} ${provider}: failed (${error})`);
           continue;
         }
         const floorMs = ((weightBytes + r.kvBytes) / (bandwidth * 1e9)) * 1000;
         rows.push({ ...r, floorMs, floorRatio: r.decodeStepMsEnd / floorMs, rssRatio: r.peakRssBytes / weightFileBytes });
+        const { steps: _s, answer: _a, ...slimRow } = rows[rows.length - 1];
+        record('row', slimRow);
         log(`${scenario} ${cell.policy} ${cell.keep} ${r.provider}: ${r.decodeTokensPerSecond.toFixed(1)} tok/s, end step ${r.decodeStepMsEnd.toFixed(2)} ms, KV ${(r.kvBytes / r.kvBytesFull).toFixed(3)} of full, policy ${(100 * r.policyOverheadShare).toFixed(1)}%`);
       }
     }
@@ -136,6 +143,7 @@ async function main(): Promise<number> {
         const ours = full?.decodeTokensPerSecond ?? NaN;
         const agree = full ? scenario === 'long' || normalize(p.answer) === normalize(full.answer) : false;
         peer.push({ ...p, scenario, answersAgree: agree, oursFullTokensPerSecond: ours, ratio: ours / p.decodeTokensPerSecond });
+        record('peer', peer[peer.length - 1]);
         log(`peer ${scenario}: transformers.js ${p.decodeTokensPerSecond.toFixed(1)} tok/s vs ours (full) ${ours.toFixed(1)}; answers agree: ${agree}`);
       } catch (e) {
         log(`peer ${scenario} failed: ${(e as Error).message.split('\n')[0]}`);

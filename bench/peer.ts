@@ -34,7 +34,11 @@ async function runPeer(spec: PeerSpec): Promise<PeerResult> {
   const id = basename(spec.modelDir);
   const t0 = performance.now();
   const processor = await tjs.AutoProcessor.from_pretrained(id);
-  const model = await tjs.AutoModelForVision2Seq.from_pretrained(id, { dtype: spec.dtype, device: 'cpu' });
+  // The thread count ours takes from ELASTIC_VLM_THREADS (runtime/model/sessions.ts), so both run on the same cores.
+  const threads = Number(process.env.ELASTIC_VLM_THREADS) || undefined;
+  const model = await tjs.AutoModelForVision2Seq.from_pretrained(id, {
+    dtype: spec.dtype, device: 'cpu', ...(threads ? { session_options: { intraOpNumThreads: threads } } : {}),
+  });
   const loadMs = performance.now() - t0;
   const turns = spec.history ?? [];
   const messages: object[] = [];
