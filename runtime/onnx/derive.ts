@@ -26,6 +26,8 @@ export interface DeriveOptions {
   isolate?: boolean;
   /** Where the isolated rewrite's progress lines go. */
   log?: (line: string) => void;
+  /** Skip the cache look-up and rewrite (the child process: its parent has just looked and missed). */
+  rewrite?: boolean;
 }
 
 export { defaultDerivedCacheDir };
@@ -48,29 +50,22 @@ async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+/** Writes `file` through a temporary file renamed into place, so that a reader never sees half a file. */
+async function writeAtomic<T>(file: string, write: (tmp: string) => Promise<T>): Promise<T> {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    await fsp.writeFile(tmp, data);
+    const r = await write(tmp);
     await fsp.rename(tmp, file);
+    return r;
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => {});
     throw e;
   }
 }
 
-/** As writeAtomic, the model written piece by piece (writeModel.ts); returns its size in bytes. */
-async function writeModelAtomic(file: string, model: onnx.IModelProto): Promise<number> {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const n = await writeModelFile(model, tmp);
-    await fsp.rename(tmp, file);
-    return n;
-  } catch (e) {
-    await fsp.rm(tmp, { force: true }).catch(() => {});
-    throw e;
-  }
-}
+const writeJsonAtomic = (file: string, data: object) => writeAtomic(file, (tmp) => fsp.writeFile(tmp, JSON.stringify(data, null, 2)));
+/** The model written piece by piece (writeModel.ts); returns its size in bytes. */
+const writeModelAtomic = (file: string, model: onnx.IModelProto) => writeAtomic(file, (tmp) => writeModelFile(model, tmp));
 
 async function readMeta(file: string): Promise<CacheMeta | undefined> {
   try {
@@ -89,27 +84,28 @@ async function readMeta(file: string): Promise<CacheMeta | undefined> {
  */
 export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions = {}): Promise<DerivedDecoder> {
   const dir = opts.cacheDir ?? defaultDerivedCacheDir();
-  let sha = await sha256File(srcPath);
   const paths = (h: string) => {
     const base = path.join(dir, `${h}.r${REWRITE_VERSION}`);
     return { model: `${base}.onnx`, meta: `${base}.json` };
   };
-  let p = paths(sha);
-
-  const meta = await readMeta(p.meta);
-  if (meta && meta.sourceSha256 === sha) {
-    if (meta.noAttention) throw new NoAttentionError(meta.noAttention);
-    const st = await fsp.stat(p.model).catch(() => undefined);
-    if (st && st.size === meta.bytes && meta.kind && meta.layers !== undefined && meta.outputNames) {
-      return { path: p.model, kind: meta.kind, layers: meta.layers, outputNames: meta.outputNames, cached: true, sourceSha256: sha };
+  if (!opts.rewrite) {
+    const hashed = await sha256File(srcPath);
+    const p = paths(hashed);
+    const meta = await readMeta(p.meta);
+    if (meta && meta.sourceSha256 === hashed) {
+      if (meta.noAttention) throw new NoAttentionError(meta.noAttention);
+      const st = await fsp.stat(p.model).catch(() => undefined);
+      if (st && st.size === meta.bytes && meta.kind && meta.layers !== undefined && meta.outputNames) {
+        return { path: p.model, kind: meta.kind, layers: meta.layers, outputNames: meta.outputNames, cached: true, sourceSha256: hashed };
+      }
     }
+    if (opts.isolate) return inChildProcess({ kind: 'scored', source: srcPath, cacheDir: dir }, opts.log);
   }
-  if (opts.isolate) return inChildProcess({ kind: 'scored', source: srcPath, cacheDir: dir }, opts.log);
 
   const bytes = await fsp.readFile(srcPath);
   // Key by the bytes actually read (the file may have changed since it was hashed).
-  sha = createHash('sha256').update(bytes).digest('hex');
-  p = paths(sha);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  const p = paths(sha);
   await fsp.mkdir(dir, { recursive: true });
 
   let result: RewriteResult;
@@ -119,7 +115,7 @@ export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions =
   } catch (e) {
     if (e instanceof NoAttentionError) {
       const m: CacheMeta = { version: REWRITE_VERSION, sourceSha256: sha, source: srcPath, noAttention: e.message };
-      await writeAtomic(p.meta, JSON.stringify(m, null, 2)).catch(() => {});
+      await writeJsonAtomic(p.meta, m).catch(() => {});
     }
     throw e;
   }
@@ -133,7 +129,7 @@ export async function deriveScoredDecoder(srcPath: string, opts: DeriveOptions =
     layers: result.layers,
     outputNames: result.outputNames,
   };
-  await writeAtomic(p.meta, JSON.stringify(m, null, 2));
+  await writeJsonAtomic(p.meta, m);
   return { path: p.model, kind: result.kind, layers: result.layers, outputNames: result.outputNames, cached: false, sourceSha256: sha };
 }
 
@@ -150,10 +146,12 @@ export async function derivePositionsDecoder(srcPath: string, opts: DeriveOption
     const base = path.join(dir, `${sha}.positions.r${REWRITE_VERSION}`);
     return { model: `${base}.onnx`, meta: `${base}.json` };
   };
-  const hashed = files(await sha256File(srcPath));
-  const hit = await readPositionsMeta(hashed.meta);
-  if (hit && (await fsp.stat(hashed.model).then((s) => s.size === hit.bytes, () => false))) return { path: hashed.model, queryOutputs: hit.queryOutputs };
-  if (opts.isolate) return inChildProcess({ kind: 'positions', source: srcPath, cacheDir: dir }, opts.log);
+  if (!opts.rewrite) {
+    const hashed = files(await sha256File(srcPath));
+    const hit = await readPositionsMeta(hashed.meta);
+    if (hit && (await fsp.stat(hashed.model).then((s) => s.size === hit.bytes, () => false))) return { path: hashed.model, queryOutputs: hit.queryOutputs };
+    if (opts.isolate) return inChildProcess({ kind: 'positions', source: srcPath, cacheDir: dir }, opts.log);
+  }
   const bytes = await fsp.readFile(srcPath);
   const target = files(createHash('sha256').update(bytes).digest('hex'));
   const model = onnx.ModelProto.decode(bytes);
@@ -162,7 +160,7 @@ export async function derivePositionsDecoder(srcPath: string, opts: DeriveOption
   if (!lastPositionLogits(model) && wired === 0 && queryOutputs === 0) return { path: srcPath, queryOutputs: 0 };
   await fsp.mkdir(dir, { recursive: true });
   const written = await writeModelAtomic(target.model, model);
-  await writeAtomic(target.meta, JSON.stringify({ version: REWRITE_VERSION, source: srcPath, bytes: written, queryOutputs }, null, 2));
+  await writeJsonAtomic(target.meta, { version: REWRITE_VERSION, source: srcPath, bytes: written, queryOutputs });
   return { path: target.model, queryOutputs };
 }
 

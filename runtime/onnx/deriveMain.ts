@@ -7,8 +7,8 @@ async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '{}') as DeriveJob;
   let reply: DeriveReply;
   try {
-    if (job.kind === 'scored') reply = { ok: true, scored: await deriveScoredDecoder(job.source, { cacheDir: job.cacheDir }) };
-    else if (job.kind === 'positions') reply = { ok: true, positions: await derivePositionsDecoder(job.source, { cacheDir: job.cacheDir }) };
+    if (job.kind === 'scored') reply = { ok: true, scored: await deriveScoredDecoder(job.source, { cacheDir: job.cacheDir, rewrite: true }) };
+    else if (job.kind === 'positions') reply = { ok: true, positions: await derivePositionsDecoder(job.source, { cacheDir: job.cacheDir, rewrite: true }) };
     else reply = { ok: false, name: 'Error', message: `unknown decoder rewrite ${JSON.stringify(job.kind)}` };
   } catch (e) {
     const err = e as Error;
