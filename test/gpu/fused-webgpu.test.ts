@@ -34,7 +34,7 @@ function seeded(n: number, seed: number): Float32Array {
   });
 }
 
-it('the scoring graph on WebGPU gives the CPU\'s importance and window rows', { timeout: 120_000 }, async (t) => {
+it('the scoring graphs (per layer and stacked) on WebGPU give the CPU\'s importance and window rows', { timeout: 120_000 }, async (t) => {
   if (!needWebgpu(t)) return;
   const shape = { layers: 2, kvHeads: 3, headDim: 64, dtype: 'float32' as const, heads: 9 };
   const [gpu, cpu] = await Promise.all([AttentionScorer.create(shape, 'webgpu'), AttentionScorer.create(shape, 'cpu')]);
@@ -45,15 +45,18 @@ it('the scoring graph on WebGPU gives the CPU\'s importance and window rows', { 
         out[queryName(i)] = new ort.Tensor('float32', seeded(S * shape.heads * 64, 10 * i + S), [1, S, shape.heads * 64]);
         out[`present.${i}.key`] = new ort.Tensor('float32', seeded(T * shape.kvHeads * 64, 10 * i + T + 1), [1, shape.kvHeads, T, 64]);
       }
-      const [g, c] = await Promise.all([gpu.score(out, true), cpu.score(out, true)]);
-      for (let i = 0; i < shape.layers; i++) {
-        for (const name of [`${IMPORTANCE_PREFIX}${i}`, `${WINDOW_PREFIX}${i}`]) {
-          assert.deepEqual(g[name].dims, c[name].dims, name);
-          const a = g[name].data as Float32Array;
-          const b = c[name].data as Float32Array;
-          let d = 0;
-          for (let j = 0; j < a.length; j++) d = Math.max(d, Math.abs(a[j] - b[j]));
-          assert.ok(d < 1e-4 * Math.max(1, S), `${name}, ${S} queries over ${T} keys: ${d}`);
+      const c = await cpu.score(out, true, false);
+      for (const stacked of [false, true]) {
+        const g = await gpu.score(out, true, stacked);
+        for (let i = 0; i < shape.layers; i++) {
+          for (const name of [`${IMPORTANCE_PREFIX}${i}`, `${WINDOW_PREFIX}${i}`]) {
+            assert.deepEqual(g[name].dims, c[name].dims, name);
+            const a = g[name].data as Float32Array;
+            const b = c[name].data as Float32Array;
+            let d = 0;
+            for (let j = 0; j < a.length; j++) d = Math.max(d, Math.abs(a[j] - b[j]));
+            assert.ok(d < 1e-4 * Math.max(1, S), `${name}, ${S} queries over ${T} keys (stacked: ${stacked}): ${d}`);
+          }
         }
       }
     }

@@ -38,7 +38,7 @@ const maxAbs = (a: Float32Array, b: Float32Array) => {
   return d;
 };
 
-test('the scoring graph gives GroupQueryAttention\'s importance and window rows (prefill of 80 tokens, then 3 steps)', async () => {
+test('the scoring graphs (per layer and stacked) give GroupQueryAttention\'s importance and window rows (prefill of 80 tokens, then 3 steps)', async () => {
   const cfg = readModelFolder(FUSED);
   const cacheDir = join(work, 'derived');
   const scored = await deriveScoredDecoder(cfg.files.decoder, { cacheDir });
@@ -64,18 +64,21 @@ test('the scoring graph gives GroupQueryAttention\'s importance and window rows 
     };
     const ref = await a.run(feeds);
     const out = await b.run(feeds);
-    const got = await scorer.score(out, true);
-    for (let i = 0; i < cfg.numLayers; i++) {
-      const imp = `${IMPORTANCE_PREFIX}${i}`;
-      const win = `${WINDOW_PREFIX}${i}`;
-      assert.deepEqual(got[imp].dims, ref[imp].dims, imp);
-      assert.deepEqual(got[win].dims, [1, cfg.numHeads, Math.min(n, WINDOW_QUERIES), len + n], win);
-      assert.deepEqual(got[win].dims, ref[win].dims, win);
-      const dImp = maxAbs(got[imp].data as Float32Array, ref[imp].data as Float32Array);
-      const dWin = maxAbs(got[win].data as Float32Array, ref[win].data as Float32Array);
-      // Column sums reach n: relative 1e-5 of that; single probabilities to 1e-5.
-      assert.ok(dImp < 1e-5 * n, `${imp} after ${len + n} tokens: ${dImp}`);
-      assert.ok(dWin < 1e-5, `${win} after ${len + n} tokens: ${dWin}`);
+    // Both graphs: one chain per layer (a prefill's), and all layers stacked (a decode step's).
+    for (const stacked of [false, true]) {
+      const got = await scorer.score(out, true, stacked);
+      for (let i = 0; i < cfg.numLayers; i++) {
+        const imp = `${IMPORTANCE_PREFIX}${i}`;
+        const win = `${WINDOW_PREFIX}${i}`;
+        assert.deepEqual(got[imp].dims, ref[imp].dims, imp);
+        assert.deepEqual(got[win].dims, [1, cfg.numHeads, Math.min(n, WINDOW_QUERIES), len + n], win);
+        assert.deepEqual(got[win].dims, ref[win].dims, win);
+        const dImp = maxAbs(got[imp].data as Float32Array, ref[imp].data as Float32Array);
+        const dWin = maxAbs(got[win].data as Float32Array, ref[win].data as Float32Array);
+        // Column sums reach n: relative 1e-5 of that; single probabilities to 1e-5.
+        assert.ok(dImp < 1e-5 * n, `${imp} after ${len + n} tokens (stacked: ${stacked}): ${dImp}`);
+        assert.ok(dWin < 1e-5, `${win} after ${len + n} tokens (stacked: ${stacked}): ${dWin}`);
+      }
     }
     // Same logits: the two derivations differ only in what they output.
     assert.ok(maxAbs(ref.logits.data as Float32Array, out.logits.data as Float32Array) < 1e-4);
@@ -93,7 +96,7 @@ test('the scoring graph takes float16 queries and keys and sums in float32', asy
   const cfg = readModelFolder(FUSED, 'fp16');
   const { path: positions } = await derivePositionsDecoder(cfg.files.decoder, { cacheDir: join(work, 'derived') });
   const shape = { layers: cfg.numLayers, kvHeads: cfg.numKvHeads, headDim: cfg.headDim, dtype: 'float16' as const, heads: cfg.numHeads };
-  const graph = decodeModel(buildScorerModel(shape)).graph!;
+  const graph = decodeModel(buildScorerModel(shape, true)).graph!;
   assert.ok(graph.node!.some((n) => n.opType === 'Cast'), 'float16 inputs are cast to float32');
   assert.ok(graph.output!.every((o) => o.type!.tensorType!.elemType === 1), 'float32 outputs');
   const b = await createSession(positions, 'cpu');
@@ -109,17 +112,20 @@ test('the scoring graph takes float16 queries and keys and sums in float32', asy
   for (let i = 0; i < cfg.numLayers; i++) {
     feeds[`past_key_values.${i}.key`] = feeds[`past_key_values.${i}.value`] = float16Tensor(new Uint16Array(0), [1, cfg.numKvHeads, 0, cfg.headDim]);
   }
-  const got = await scorer.score(await b.run(feeds), false);
-  for (let i = 0; i < cfg.numLayers; i++) {
-    const imp = got[`${IMPORTANCE_PREFIX}${i}`];
-    assert.equal(imp.type, 'float32');
-    // Each query's probabilities sum to 1, so the column sums of n queries add up to n.
-    const data = imp.data as Float32Array;
-    const total = data.reduce((p, q) => p + q, 0);
-    assert.ok(Math.abs(total - n) < 1e-3, `layer ${i}: ${total}`);
-    // Causal: the last key is seen by the last query alone.
-    assert.ok(data[n - 1] <= 1 + 1e-6 && data[0] > data[n - 1] / n);
-    assert.equal(got[`${WINDOW_PREFIX}${i}`], undefined, 'no window rows unless asked');
+  const out = await b.run(feeds);
+  for (const stacked of [false, true]) {
+    const got = await scorer.score(out, false, stacked);
+    for (let i = 0; i < cfg.numLayers; i++) {
+      const imp = got[`${IMPORTANCE_PREFIX}${i}`];
+      assert.equal(imp.type, 'float32');
+      // Each query's probabilities sum to 1, so the column sums of n queries add up to n.
+      const data = imp.data as Float32Array;
+      const total = data.reduce((p, q) => p + q, 0);
+      assert.ok(Math.abs(total - n) < 1e-3, `layer ${i} (stacked: ${stacked}): ${total}`);
+      // Causal: the last key is seen by the last query alone.
+      assert.ok(data[n - 1] <= 1 + 1e-6 && data[0] > data[n - 1] / n);
+      assert.equal(got[`${WINDOW_PREFIX}${i}`], undefined, 'no window rows unless asked');
+    }
   }
   await Promise.all([b.release(), scorer.release()]);
 });
