@@ -28,6 +28,9 @@ cores=${CPU_CORES:-2-15}
 [ -n "${CPU_PHASES:-}" ] && ELASTIC_VLM_THREADS=$(( ${cores#*-} - ${cores%-*} + 1 )) lane cpu "$CPU_PHASES" "taskset -c $cores" &
 # Whatever a lane has not finished by the limit is stopped; the rows it measured are in rows-*.jsonl already.
 while [ $SECONDS -lt $end ] && [ -n "$(jobs -r)" ]; do sleep 2; done
+# The lanes first (so that they start nothing more), then what they had running.
+for j in $(jobs -p); do pkill -P "$j" 2>/dev/null; kill "$j" 2>/dev/null; done
 pkill -f "$X/app/bench" 2>/dev/null; sleep 1
+echo "lanes stopped $(date +%T)" >> "$R/status.txt"
 tar -C "$R" -czf "$OUTDIR/tables.tgz" .
 ls -la "$R" > "$OUTDIR/listing.txt"
