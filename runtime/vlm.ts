@@ -257,10 +257,10 @@ export class Vlm implements LoadedModel {
    */
   async decoder(feeds: Record<string, Tensor>, wants: DecoderWants = {}): Promise<Record<string, Tensor>> {
     const { decoder, scorer } = this.sessions;
-    if (scorer) {
-      const wanted = wants.scores || wants.window;
-      const out = await decoder.run(feeds, wanted ? decoder.outputNames : this.withoutQueries);
-      if (!wanted) return out;
+    // Worked out once: null (fetch everything) is an answer too, so `??=` would redo it every step.
+    if (this.fetches === undefined) this.fetches = decoderFetches(decoder.outputNames, this.provider);
+    if (scorer && (wants.scores || wants.window)) {
+      const out = await decoder.run(feeds, decoder.outputNames);
       try {
         Object.assign(out, await scorer.score(out, !!wants.window));
       } finally {
@@ -268,15 +268,9 @@ export class Vlm implements LoadedModel {
       }
       return out;
     }
-    // Worked out once: null (fetch everything) is an answer too, so `??=` would redo it every step.
-    if (this.fetches === undefined) this.fetches = decoderFetches(decoder.outputNames, this.provider);
     return this.fetches ? decoder.run(feeds, this.fetches) : decoder.run(feeds);
   }
   private fetches: string[] | null | undefined;
-  private get withoutQueries(): string[] {
-    return (this.noQueries ??= this.sessions.decoder.outputNames.filter((n) => !n.startsWith(QUERY_PREFIX)));
-  }
-  private noQueries: string[] | undefined;
 
   get kvShape(): KvShape {
     return kvShapeOf(this.config, this.kvDtype);

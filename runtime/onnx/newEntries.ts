@@ -5,16 +5,22 @@
 import { onnx } from 'onnx-proto';
 import { attr, I64, tensor } from './build.js';
 import { attrInt, GraphIndex, isDefaultDomain, MS } from './graphIndex.js';
+import { QUERY_PREFIX } from './queries.js';
 
 export const NEW_ENTRIES_PREFIX = 'new.';
 export const newEntriesName = (layer: number, kv: 'key' | 'value') => `${NEW_ENTRIES_PREFIX}${layer}.${kv}`;
 
 /**
  * The outputs to fetch from a decoder run: on the CPU, where the decoder has new.* entries, everything but the
- * present.* outputs (the CPU store appends the new entries); null fetches every output (a GPU keeps them on the device).
+ * present.* outputs (the CPU store appends the new entries); never the attn_query.* outputs, which only the scoring
+ * graph reads (Vlm.decoder fetches them itself when it wants scores); null fetches every output (a GPU keeps them on
+ * the device).
  */
 export function decoderFetches(outputNames: readonly string[], provider: string): string[] | null {
-  return provider === 'cpu' && outputNames.includes(newEntriesName(0, 'key')) ? outputNames.filter((n) => !n.startsWith('present.')) : null;
+  const appended = provider === 'cpu' && outputNames.includes(newEntriesName(0, 'key'));
+  const queries = outputNames.some((n) => n.startsWith(QUERY_PREFIX));
+  if (!appended && !queries) return null;
+  return outputNames.filter((n) => !(appended && n.startsWith('present.')) && !n.startsWith(QUERY_PREFIX));
 }
 
 /**

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ort, float16Tensor, type Tensor } from '../../runtime/model/ort.js';
 import { CpuKvStore, pastName, presentName, type KvDtype } from '../../runtime/cache/store.js';
-import { newEntriesName } from '../../runtime/onnx/newEntries.js';
+import { decoderFetches, newEntriesName } from '../../runtime/onnx/newEntries.js';
 
 const L = 2;
 const H = 3;
@@ -69,4 +69,13 @@ async function check(dtype: KvDtype) {
 describe('CpuKvStore: appended new entries equal adopted presents', () => {
   it('float32', async () => check('float32'));
   it('float16', async () => check('float16'));
+});
+
+it('decoderFetches: the CPU skips the presents where new entries exist; no provider fetches the scoring graph\'s queries', () => {
+  const outs = ['logits', 'present.0.key', 'present.0.value', 'new.0.key', 'new.0.value', 'attn_importance.0'];
+  assert.deepEqual(decoderFetches(outs, 'cpu'), ['logits', 'new.0.key', 'new.0.value', 'attn_importance.0']);
+  assert.equal(decoderFetches(outs, 'webgpu'), null, 'a GPU fetches everything (the presents stay on the device)');
+  assert.equal(decoderFetches(['logits', 'present.0.key', 'present.0.value'], 'cpu'), null, 'no new entries: the presents are the cache');
+  const gpu = ['logits', 'present.0.key', 'present.0.value', 'attn_query.0'];
+  assert.deepEqual(decoderFetches(gpu, 'webgpu'), ['logits', 'present.0.key', 'present.0.value']);
 });
