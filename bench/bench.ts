@@ -125,8 +125,7 @@ async function main(): Promise<number> {
         }
         const floorMs = ((weightBytes + r.kvBytes) / (bandwidth * 1e9)) * 1000;
         rows.push({ ...r, floorMs, floorRatio: r.decodeStepMsEnd / floorMs, rssRatio: r.peakRssBytes / weightFileBytes });
-        const { steps: _s, answer: _a, ...slimRow } = rows[rows.length - 1];
-        record('row', slimRow);
+        record('row', withoutSteps(rows[rows.length - 1]));
         log(`${scenario} ${cell.policy} ${cell.keep} ${r.provider}: ${r.decodeTokensPerSecond.toFixed(1)} tok/s, end step ${r.decodeStepMsEnd.toFixed(2)} ms, KV ${(r.kvBytes / r.kvBytesFull).toFixed(3)} of full, policy ${(100 * r.policyOverheadShare).toFixed(1)}%`);
       }
     }
@@ -156,12 +155,15 @@ async function main(): Promise<number> {
   const machine = machineInfo();
   const floor = { memoryBandwidthGBs: bandwidth, decoderWeightBytes: weightBytes, weightFileBytes, dtype: dtype ?? 'fp32', note: 'floor = (decoder weights + kept KV bytes) / copy bandwidth, per decode step' };
   const malloc = process.env.BENCH_MALLOC === 'default' ? 'glibc default' : WORKER_MALLOC_ENV;
-  const slim = rows.map(({ steps: _s, answer: _a, ...r }) => r);
+  const slim = rows.map(withoutSteps);
   if (values.docs) writeDocs(resolve(values.docs), machine, rows, peer, floor, prefillOverhead);
   if (values.json) process.stdout.write(`${JSON.stringify({ machine, malloc, rows: slim, failed, peer, floor, prefillOverhead })}\n`);
   else process.stdout.write(`${table(rows)}\n`);
   return 0;
 }
+
+/** A row as the JSON outputs give it: without its per-step trace and answer text. */
+const withoutSteps = <R extends { steps: unknown; answer: unknown }>({ steps: _s, answer: _a, ...r }: R) => r;
 
 const normalize = (s: string) => s.toLowerCase().replace(/\s+/g, ' ').trim();
 

@@ -130,12 +130,12 @@ export class Vlm implements LoadedModel {
     for (let i = 0; i < config.numLayers; i++) presents.push(presentName(i, 'key'), presentName(i, 'value'));
     // WebGPU's GroupQueryAttention has no attention output: there it runs a decoder with true positions that
     // outputs its rotated queries, and the scoring graph computes the attention from them and the present keys.
-    const noScoresHere = (p: Provider) => p === 'webgpu' && kind === 'gqa';
+    const gqaOnWebgpu = (p: Provider) => p === 'webgpu' && kind === 'gqa';
     const queries = Array.from({ length: config.numLayers }, (_, i) => queryName(i));
     const build = async (p: Provider): Promise<Sessions> => {
       // On a GPU the weights live in device memory, which Node cannot see; the CPU's must fit in RAM.
       if (p === 'cpu') checkFitsInMemory([decoderPath, config.files.vision, config.files.embed], opts.availableMemory);
-      const derived = noScoresHere(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir, isolate: true, log }) : null;
+      const derived = gqaOnWebgpu(p) ? await (await import('./onnx/derive.js')).derivePositionsDecoder(config.files.decoder, { cacheDir: opts.cacheDir, isolate: true, log }) : null;
       const withQueries = derived?.queryOutputs === config.numLayers;
       const decoder = await createSession(derived?.path ?? decoderPath, p, { gpuOutputs: p === 'webgpu' ? [...presents, ...(withQueries ? queries : [])] : undefined });
       const scorer = withQueries
@@ -153,7 +153,7 @@ export class Vlm implements LoadedModel {
       race: device === 'auto' ? await autoRace(config, decoderPath, derivedSha, opts.cacheDir ?? defaultDerivedCacheDir(), log) : undefined,
       candidates: opts.gpuCandidates,
     });
-    if (noScoresHere(choice.provider)) {
+    if (gqaOnWebgpu(choice.provider)) {
       if (sessions.scorer) {
         scoreOutputs = queries.map((_, i) => `${IMPORTANCE_PREFIX}${i}`);
         log('attention importance on webgpu: from the decoder\'s queries and keys (the scoring graph)');

@@ -11,8 +11,8 @@ OUTDIR=$1
 . "$(dirname "$0")/carry-env.sh"
 R=/tmp/tables-run && rm -rf "$R" && mkdir -p "$R"
 here=$(dirname "$0")
-OUTDIR=$R SIZE=256m BUILD_ONLY=1 bash "$here/bench-run.sh" "$R" &
-OUTDIR=$R SIZE=500m BUILD_ONLY=1 bash "$here/bench-run.sh" "$R" &
+SIZE=256m BUILD_ONLY=1 bash "$here/bench-run.sh" "$R" &
+SIZE=500m BUILD_ONLY=1 bash "$here/bench-run.sh" "$R" &
 wait
 echo "built $(date +%T)" >> "$R/status.txt"
 lane() {  # lane NAME PHASES [PIN]
