@@ -63,8 +63,18 @@ export interface ElasticKnobs {
   window?: number;
   /** Average-pooling kernel over neighbouring entries (odd, 1 = none). */
   kernel?: number;
-  /** A dropped image entry merges into a kept image entry at most this far (0: never). */
+  /**
+   * Which kept image entry a dropped image entry merges into: the one whose key is most similar (cosine over the KV
+   * heads; default, where the store can read the keys) or, false, an adjacent one (at most `mergeRadius` away).
+   */
+  similar?: boolean;
+  /** A dropped image entry merges into a kept image entry at most this far (0: never); the adjacent rule only. */
   mergeRadius?: number;
+  /**
+   * Merged entries keep their attention mass (default true): a merge is the count-weighted mean and the decoder adds
+   * log(count) to the entry's attention logits (decoders with `attn_bias.*`, onnx/massBias.ts).
+   */
+  mass?: boolean;
   /** Always keep the text after the image (the question). Default true. */
   protectQuestion?: boolean;
   /** Always keep the global image (the prompt's last run of image tokens). */

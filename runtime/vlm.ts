@@ -16,6 +16,7 @@ import { decoderIdentity, keyString, machineId, PROBE_FILE, readProbe, writeProb
 import { defaultDerivedCacheDir } from './paths.js';
 import { presentName, type KvDtype, type KvShape } from './cache/store.js';
 import { AttentionScorer } from './model/scorer.js';
+import { MASS_BIAS_PREFIX, zeroMassFeeds } from './onnx/massBias.js';
 import { IMPORTANCE_PREFIX } from './onnx/importance.js';
 import { QUERY_PREFIX, queryName } from './onnx/queries.js';
 import { decoderFetches } from './onnx/newEntries.js';
@@ -92,6 +93,8 @@ export class Vlm implements LoadedModel {
     readonly familiarityReason = '',
     /** `auto`'s measured race of a GPU provider against the CPU (absent when a device was named or no GPU loaded). */
     readonly probe?: DeviceProbe,
+    /** Whether the decoder takes Elastic's mass bias (onnx/massBias.ts): the scored decoder of unfused attention. */
+    readonly takesMassBias = false,
   ) {}
 
   /** Builder-made fused decoders may lack position_ids (rotary inside GroupQueryAttention): feed it only when taken. */
@@ -172,7 +175,8 @@ export class Vlm implements LoadedModel {
     const batch = opts.visionBatchTiles ?? (choice.provider === 'cpu' ? 1 : Math.max(1, Math.floor(MAX_TENSOR_BYTES / perTile)));
     const fam = loadFamiliarity(opts.modelDir, config.files.vision, config.hiddenSize, config.imageSeqLen);
     log(fam.reason);
-    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable, fam.model, fam.reason, choice.probe);
+    return new Vlm(config, prompt, sessions, choice.provider, choice.fallbackReason, scoreOutputs, kvDtype, loadMs, batch, scoresUnavailable, fam.model, fam.reason, choice.probe,
+      sessions.decoder.inputNames.some((n) => n.startsWith(MASS_BIAS_PREFIX)));
   }
 
   /** Starts a conversation about one image (the cache lives in the conversation). */
@@ -257,6 +261,7 @@ export class Vlm implements LoadedModel {
    */
   async decoder(feeds: Record<string, Tensor>, wants: DecoderWants = {}): Promise<Record<string, Tensor>> {
     const { decoder, scorer } = this.sessions;
+    if (this.takesMassBias) feeds = zeroMassFeeds(decoder.inputNames, feeds);
     // Worked out once: null (fetch everything) is an answer too, so `??=` would redo it every step.
     if (this.fetches === undefined) this.fetches = decoderFetches(decoder.outputNames, this.provider);
     if (scorer && (wants.scores || wants.window)) {

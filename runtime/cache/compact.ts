@@ -8,10 +8,12 @@ import { f16Table, f32ToF16 } from '../util/half.js';
 export { f16ToF32, f32ToF16 } from '../util/half.js';
 
 /**
- * A plan compiled into ops, in slot order (which keeps in-place compaction safe: every write lands
- * at or before the data still to be read). Op i writes slot dst[i]: a run of count[i] > 0
- * consecutive single-source entries starting at src[i], or (count[i] = -c) the mean of the c entries
- * sources[src[i] .. src[i] + c). Flat typed arrays keep the per-head loop monomorphic.
+ * A plan compiled into ops, in slot order. Op i writes slot dst[i]: a run of count[i] > 0 consecutive single-source
+ * entries starting at src[i], or (count[i] = -c) the mean of the c entries sources[src[i] .. src[i] + c). Flat typed
+ * arrays keep the per-head loop monomorphic. `ordered`: the slots are non-decreasing over the kept entries (every
+ * merge joins neighbours among the kept), which keeps in-place compaction safe (every write lands at or before the
+ * data still to be read). A merge into a slot from anywhere (Elastic's similarity merge) is not ordered: such a plan
+ * is applied into a fresh buffer.
  */
 export interface Compiled {
   newLen: number;
@@ -20,6 +22,7 @@ export interface Compiled {
   src: Int32Array;
   count: Int32Array;
   sources: Int32Array;
+  ordered: boolean;
 }
 
 /** Exposed for tests and for callers that want to inspect the copy plan. */
@@ -30,41 +33,47 @@ export function compileAssign(assign: LayerAssign): Compiled {
 function compile(assign: LayerAssign, len: number): Compiled {
   if (assign.length !== len) throw new RangeError(`assign has ${assign.length} entries, cache has ${len}`);
   let newLen = 0;
-  for (let j = 0; j < len; j++) if (assign[j] + 1 > newLen) newLen = assign[j] + 1;
+  for (let j = 0; j < len; j++) {
+    if (assign[j] < -1 || !Number.isInteger(assign[j])) throw new RangeError(`entry ${j} has invalid slot ${assign[j]}`);
+    if (assign[j] + 1 > newLen) newLen = assign[j] + 1;
+  }
   const perSlot = new Int32Array(newLen);
   for (let j = 0; j < len; j++) if (assign[j] >= 0) perSlot[assign[j]]++;
   if (perSlot.indexOf(0) >= 0) throw new RangeError('assign slots are not dense 0..n-1');
+  let ordered = true;
+  for (let j = 0, prev = -1; j < len; j++) {
+    const s = assign[j];
+    if (s < 0) continue;
+    if (s < prev) ordered = false;
+    prev = s;
+  }
+  // Each slot's sources in position order (a counting sort by slot).
+  const first = new Int32Array(newLen + 1);
+  for (let s = 0; s < newLen; s++) first[s + 1] = first[s] + perSlot[s];
+  const sources = new Int32Array(first[newLen]);
+  const fill = first.slice(0, newLen);
+  for (let j = 0; j < len; j++) if (assign[j] >= 0) sources[fill[assign[j]]++] = j;
   const dst = new Int32Array(newLen);
   const src = new Int32Array(newLen);
   const count = new Int32Array(newLen);
-  const sources = new Int32Array(len);
   let ops = 0;
-  let nSources = 0;
-  let prevSlot = -1;
-  for (let j = 0; j < len; j++) {
-    const slot = assign[j];
-    if (slot < 0) continue;
-    if (slot < prevSlot) throw new RangeError(`assign is not non-decreasing at entry ${j}`);
+  for (let s = 0; s < newLen; s++) {
     const top = ops - 1;
-    if (perSlot[slot] === 1) {
-      if (top >= 0 && count[top] > 0 && src[top] + count[top] === j && dst[top] + count[top] === slot) count[top]++;
+    if (perSlot[s] === 1) {
+      const j = sources[first[s]];
+      if (top >= 0 && count[top] > 0 && src[top] + count[top] === j && dst[top] + count[top] === s) count[top]++;
       else {
-        dst[ops] = slot;
+        dst[ops] = s;
         src[ops] = j;
         count[ops++] = 1;
       }
-    } else if (slot === prevSlot) {
-      sources[nSources++] = j;
-      count[top]--;
     } else {
-      dst[ops] = slot;
-      src[ops] = nSources;
-      count[ops++] = -1;
-      sources[nSources++] = j;
+      dst[ops] = s;
+      src[ops] = first[s];
+      count[ops++] = -perSlot[s];
     }
-    prevSlot = slot;
   }
-  return { newLen, ops, dst, src, count, sources };
+  return { newLen, ops, dst, src, count, sources, ordered };
 }
 
 // Policies share one assign array across layers (evictions); compile it once, not once per key/value tensor.
@@ -102,11 +111,19 @@ function compiledPerHead(assign: LayerAssign, heads: number, len: number): Compi
 }
 
 interface Options {
-  /** Compact inside `data` and return a view of its head (no allocation); `data` is clobbered. */
+  /**
+   * Compact inside `data` and return a view of its head (no allocation); `data` is clobbered. An unordered plan
+   * (Compiled.ordered) is applied into a fresh array instead, and `data` is left as it was.
+   */
   inPlace?: boolean;
+  /**
+   * Per old entry, how many original entries it stands for (the store's counts with mass merging): a merged slot is
+   * then the count-weighted mean of its sources. Absent: the plain mean.
+   */
+  weights?: Float32Array;
 }
 
-type Merge<T> = (out: T, at: number, data: T, base: number, c: Compiled, op: number, D: number, tmp: Float32Array) => void;
+type Merge<T> = (out: T, at: number, data: T, base: number, c: Compiled, op: number, D: number, tmp: Float32Array, w?: Float32Array) => void;
 
 function applyGeneric<T extends Float32Array | Uint16Array>(
   data: T,
@@ -121,13 +138,15 @@ function applyGeneric<T extends Float32Array | Uint16Array>(
   if (data.length !== heads * len * headDim) {
     throw new RangeError(`data has ${data.length} elements, expected ${heads}x${len}x${headDim}`);
   }
+  if (opts.weights && opts.weights.length !== len) throw new RangeError(`weights have ${opts.weights.length} entries, cache has ${len}`);
   // A per-head assign compacts each head by its own row. In place stays safe: head h writes below
   // (h + 1) x newLen x D <= (h + 1) x len x D, where head h + 1's entries start.
   const perHead = isPerHead(assign, heads, len) ? compiledPerHead(assign, heads, len) : null;
   let c = perHead ? perHead[0] : compiledFor(assign, len);
   const { newLen } = c;
   const D = headDim;
-  const out = opts.inPlace ? data : alloc(heads * newLen * D);
+  const inPlace = !!opts.inPlace && (perHead ? perHead.every((x) => x.ordered) : c.ordered);
+  const out = inPlace ? data : alloc(heads * newLen * D);
   const tmp = new Float32Array(D);
   for (let h = 0; h < heads; h++) {
     if (perHead) c = perHead[h];
@@ -139,20 +158,21 @@ function applyGeneric<T extends Float32Array | Uint16Array>(
       if (count[op] > 0) {
         const from = sb + src[op] * D;
         const to = from + count[op] * D;
-        if (!opts.inPlace) out.set(data.subarray(from, to), at);
+        if (!inPlace) out.set(data.subarray(from, to), at);
         else if (at !== from) out.copyWithin(at, from, to);
       } else {
-        merge(out, at, data, sb, c, op, D, tmp);
+        merge(out, at, data, sb, c, op, D, tmp, opts.weights);
       }
     }
   }
-  const result = (opts.inPlace ? data.subarray(0, heads * newLen * D) : out) as T;
+  const result = (inPlace ? data.subarray(0, heads * newLen * D) : out) as T;
   return { data: result, newLen };
 }
 
 /**
  * Applies a layer's assign to fp32 keys or values: gathers kept entries, averages merged ones
- * (fp32 accumulation in source order, then / count). Returns a new array unless `inPlace`.
+ * (fp32 accumulation in source order, then / count, or count-weighted with `weights`). Returns a new array unless
+ * `inPlace`.
  */
 export function applyAssign(
   data: Float32Array,
@@ -180,27 +200,41 @@ export function applyAssignHalf(
 /** Alias of applyAssignHalf. */
 export const applyAssignF16 = applyAssignHalf;
 
-function mergeF32(out: Float32Array, at: number, data: Float32Array, base: number, c: Compiled, op: number, D: number, tmp: Float32Array): void {
+/** tmp = the (weighted) sum of an op's sources; returns the divisor (their count, or their summed weights). */
+function accumulate(read: (i: number) => number, c: Compiled, op: number, base: number, D: number, tmp: Float32Array, w?: Float32Array): number {
   const first = c.src[op];
   const n = -c.count[op];
   tmp.fill(0);
+  let total = 0;
   for (let k = first; k < first + n; k++) {
-    const s = base + c.sources[k] * D;
-    for (let i = 0; i < D; i++) tmp[i] += data[s + i]; // Float32Array: each add rounds to fp32
+    const j = c.sources[k];
+    const s = base + j * D;
+    const wj = w ? w[j] : 1;
+    total += wj;
+    if (wj === 1) for (let i = 0; i < D; i++) tmp[i] += read(s + i); // Float32Array: each add rounds to fp32
+    else for (let i = 0; i < D; i++) tmp[i] += wj * read(s + i);
   }
+  return total;
+}
+
+function mergeF32(out: Float32Array, at: number, data: Float32Array, base: number, c: Compiled, op: number, D: number, tmp: Float32Array, w?: Float32Array): void {
+  const n = accumulate((i) => data[i], c, op, base, D, tmp, w);
   for (let i = 0; i < D; i++) out[at + i] = tmp[i] / n;
 }
 
-function mergeF16(out: Uint16Array, at: number, data: Uint16Array, base: number, c: Compiled, op: number, D: number, tmp: Float32Array): void {
+function mergeF16(out: Uint16Array, at: number, data: Uint16Array, base: number, c: Compiled, op: number, D: number, tmp: Float32Array, w?: Float32Array): void {
   const table = f16Table();
-  const first = c.src[op];
-  const n = -c.count[op];
-  tmp.fill(0);
-  for (let k = first; k < first + n; k++) {
-    const s = base + c.sources[k] * D;
-    for (let i = 0; i < D; i++) tmp[i] += table[data[s + i]];
-  }
+  const n = accumulate((i) => table[data[i]], c, op, base, D, tmp, w);
   for (let i = 0; i < D; i++) out[at + i] = f32ToF16(Math.fround(tmp[i] / n));
+}
+
+/** Per new slot, the summed weights (counts) of its sources: what each kept entry stands for after the plan. */
+export function slotWeights(assign: LayerAssign, weights: Float32Array): Float32Array {
+  let n = 0;
+  for (let j = 0; j < assign.length; j++) if (assign[j] + 1 > n) n = assign[j] + 1;
+  const out = new Float32Array(n);
+  for (let j = 0; j < assign.length; j++) if (assign[j] >= 0) out[assign[j]] += weights[j];
+  return out;
 }
 
 

@@ -3,8 +3,9 @@
 // keeps them on the device. Both hand the next run its past_key_values.* feeds.
 import type { Tensor } from 'onnxruntime-node';
 import { ort, float16Tensor } from '../model/ort.js';
+import { f16Table } from '../util/half.js';
 import type { LayerAssign } from './types.js';
-import { applyAssign, applyAssignHalf } from './compact.js';
+import { applyAssign, applyAssignHalf, isPerHead, slotWeights } from './compact.js';
 import { newEntriesName } from '../onnx/newEntries.js';
 
 export type KvDtype = 'float32' | 'float16';
@@ -56,18 +57,71 @@ export function entryBytes(s: KvShape): number {
   return s.layers * 2 * s.kvHeads * s.headDim * (s.dtype === 'float16' ? 2 : 4);
 }
 
+/** The decoder input that carries layer i's attention bias (onnx/massBias.ts). */
+export const massBiasName = (i: number) => `attn_bias.${i}`;
+
+export interface CpuStoreOptions {
+  /**
+   * Mass merging (Elastic's default): every entry counts the original entries it stands for, a merge is their
+   * count-weighted mean, and `massFeeds` hands the decoder log(count) as an attention bias, so a merged entry draws
+   * the attention its sources would have drawn together (docs/elastic-cache.md).
+   */
+  mass?: boolean;
+}
+
 export class CpuKvStore implements KvStore {
   readonly location = 'cpu' as const;
   // Per layer, the cache as [heads, len, head_dim] at the start of a buffer that may hold more (room to append).
   private keys: (Float32Array | Uint16Array)[] = [];
   private values: (Float32Array | Uint16Array)[] = [];
+  /** With mass merging: per layer, how many original entries each entry stands for. */
+  private counts: Float32Array[] | null;
   private len = 0;
 
-  constructor(readonly shape: KvShape) {
+  constructor(readonly shape: KvShape, opts: CpuStoreOptions = {}) {
     for (let i = 0; i < shape.layers; i++) {
       this.keys.push(this.empty(0));
       this.values.push(this.empty(0));
     }
+    this.counts = opts.mass ? Array.from({ length: shape.layers }, () => new Float32Array(0)) : null;
+  }
+
+  /** Layer i's keys as float32 [kvHeads, length, headDim] (a view where they are float32 already). */
+  keysOf(i: number): Float32Array {
+    const { kvHeads: H, headDim: D } = this.shape;
+    const k = this.keys[i].subarray(0, H * this.len * D);
+    return k instanceof Float32Array ? k : Float32Array.from(k, (b) => f16Table()[b]);
+  }
+
+  /** Per layer, the entries each cache entry stands for (1 unless mass merging merged it); null without mass. */
+  countsOf(i: number): Float32Array | null {
+    return this.counts ? this.counts[i].subarray(0, this.len) : null;
+  }
+
+  /**
+   * `attn_bias.{i}` feeds for a run that appends `n` entries: log(count) per cache entry, 0 for the new ones.
+   * Without mass merging every bias is 0.
+   */
+  massFeeds(n: number): Record<string, Tensor> {
+    const f: Record<string, Tensor> = {};
+    for (let i = 0; i < this.shape.layers; i++) {
+      const b = new Float32Array(this.len + n);
+      const c = this.counts?.[i];
+      if (c) for (let j = 0; j < this.len; j++) b[j] = Math.log(c[j]);
+      f[massBiasName(i)] = new ort.Tensor('float32', b, [1, this.len + n]);
+    }
+    return f;
+  }
+
+  /** Counts grown to the cache's new length, the new entries counting 1. */
+  private growCounts(): void {
+    if (!this.counts) return;
+    this.counts = this.counts.map((c) => {
+      if (c.length >= this.len) return c.subarray(0, this.len);
+      const g = new Float32Array(this.len).fill(1);
+      g.set(c);
+      return g;
+    });
   }
 
   get length(): number {
@@ -99,6 +153,7 @@ export class CpuKvStore implements KvStore {
       this.values[i] = kvBits(outputs[presentName(i, 'value')]);
     }
     this.len = outputs[presentName(0, 'key')].dims[2];
+    this.growCounts();
   }
 
   /**
@@ -125,22 +180,28 @@ export class CpuKvStore implements KvStore {
       }
     }
     this.len = newLen;
+    this.growCounts();
   }
 
   async apply(plan: LayerAssign[]): Promise<void> {
     const { kvHeads, headDim } = this.shape;
     let newLen = -1;
     for (let i = 0; i < this.shape.layers; i++) {
+      // Mass merging weighs a merge by counts; a per-KV-head plan cannot (one count per layer entry): plain means,
+      // and its entries count 1 again.
+      const perHead = isPerHead(plan[i], kvHeads, this.len);
+      const weights = this.counts && !perHead ? this.counts[i].subarray(0, this.len) : undefined;
       for (const side of [this.keys, this.values]) {
         // In place, at the start of the buffer this store owns: no copy of the whole cache per step.
         const data = side[i].subarray(0, kvHeads * this.len * headDim);
         const r = data instanceof Uint16Array
-          ? applyAssignHalf(data, kvHeads, this.len, headDim, plan[i], { inPlace: true })
-          : applyAssign(data, kvHeads, this.len, headDim, plan[i], { inPlace: true });
+          ? applyAssignHalf(data, kvHeads, this.len, headDim, plan[i], { inPlace: true, weights })
+          : applyAssign(data, kvHeads, this.len, headDim, plan[i], { inPlace: true, weights });
         // Compacted in place, the buffer keeps its room; a plan that grows the cache gets a new one.
         if (r.data.buffer !== side[i].buffer || r.data.byteOffset !== side[i].byteOffset) side[i] = r.data;
         newLen = r.newLen;
       }
+      if (this.counts) this.counts[i] = weights ? slotWeights(plan[i], weights) : new Float32Array(newLen).fill(1);
     }
     this.len = newLen;
   }
@@ -152,6 +213,7 @@ export class CpuKvStore implements KvStore {
   dispose(): void {
     this.keys = [];
     this.values = [];
+    if (this.counts) this.counts = this.counts.map(() => new Float32Array(0));
     this.len = 0;
   }
 }

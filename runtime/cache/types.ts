@@ -86,6 +86,13 @@ export interface PrefillContext {
   /** KV heads per layer (the cache's); needed by per-KV-head plans (Elastic's `perHead`). */
   kvHeads?: number;
   /**
+   * Layer l's keys as float32 [kvHeads, cacheLength, headDim], where the store can read them (the CPU store); absent
+   * on the GPU. Elastic's similarity merge reads them.
+   */
+  keys?: (layer: number) => Float32Array;
+  /** Head dimension of the keys (with `keys`). */
+  headDim?: number;
+  /**
    * The current question: how many of the new entries, at their end, this turn's prompt is. Absent: all of them.
    * A re-expanded follow-up prefills the whole conversation; only its last prompt is the question being asked.
    */
@@ -112,6 +119,11 @@ export interface CachePolicy {
   readonly needsScores: boolean;
   /** Entries this policy may hold after `tokensSeen` tokens (budget.ts's rule, with this policy's minimum). */
   budget(tokensSeen: number): number;
+  /**
+   * Whether its merges keep the attention mass of what they merge: the store then weighs merges by the entries each
+   * stands for and feeds the decoder log(count) as an attention bias (store.ts CpuStoreOptions.mass).
+   */
+  readonly mass?: boolean;
   /** Whether it reads the per-head window attention (PrefillContext.window / StepContext.window). */
   readonly needsWindow?: boolean;
   /**

@@ -35,6 +35,8 @@ export interface LoadedModel {
   readonly scoresUnavailable: string | null;
   /** Whether the decoder takes position_ids (a builder-made fused graph may derive positions itself). */
   readonly takesPositionIds: boolean;
+  /** Whether the decoder takes the `attn_bias.*` inputs that mass merging feeds (onnx/massBias.ts). */
+  readonly takesMassBias: boolean;
   readonly kvShape: KvShape;
   readonly loadMs: number;
   readonly counters: ForwardCounters;
@@ -243,11 +245,12 @@ export class Conversation {
 
   private reset(cache: CacheOptions): void {
     this.store?.dispose();
-    this.store = this.model.provider === 'webgpu' ? new GpuKvStore(this.model.kvShape) : new CpuKvStore(this.model.kvShape);
     this.cacheOpts = cache;
     const { policy: _name, positions: _positions, followUps: _followUps, ...options } = cache;
+    const gpu = this.model.provider === 'webgpu';
     // The device compacts in a run of its own: there the policies evict in batches (gpuStore.ts GPU_EVICT_BATCH).
-    this.policy = createPolicy(cache.policy, { ...options, evictBatch: this.store.location === 'gpu' ? gpuEvictBatch() : 1 });
+    this.policy = createPolicy(cache.policy, { ...options, evictBatch: gpu ? gpuEvictBatch() : 1 });
+    this.store = gpu ? new GpuKvStore(this.model.kvShape) : new CpuKvStore(this.model.kvShape, { mass: !!this.policy.mass });
     if (this.policy.needsScores && !this.model.scoreOutputs) {
       throw new BadInputError(`the ${cache.policy} policy needs attention scores, which this decoder cannot give (${this.model.scoresUnavailable}); streaming and full run without them`);
     }
@@ -308,6 +311,7 @@ export class Conversation {
       attention_mask: ones(store.length + n),
       ...(this.model.takesPositionIds ? { position_ids: positionIds(start, n) } : {}),
       ...store.feeds(),
+      ...this.massFeeds(n),
     }, { scores: policy.needsScores || !!cb.onImportance || !!cb.onForward, window: !!policy.needsWindow });
     this.model.counters.prefillRuns++;
     store.adopt(out);
@@ -320,6 +324,7 @@ export class Conversation {
     await this.apply(this.policy!.afterPrefill({
       cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
       window: this.policy!.needsWindow ? this.window(out) : null, imageMask, questionLength: question, kvHeads: store.shape.kvHeads,
+      ...(store instanceof CpuKvStore ? { keys: (l: number) => store.keysOf(l), headDim: store.shape.headDim } : {}),
     }));
     return { logits, scores };
   }
@@ -335,6 +340,7 @@ export class Conversation {
       attention_mask: ones(store.length + 1),
       ...(this.model.takesPositionIds ? { position_ids: positionIds(positions === 'absolute' ? this.tokensSeen : store.length, 1) } : {}),
       ...store.feeds(),
+      ...this.massFeeds(1),
     }, { scores: stepScores || !!cb.onForward, window: stepScores && !!policy.needsWindow });
     this.model.counters.decodeSteps++;
     store.adopt(out);
@@ -382,6 +388,12 @@ export class Conversation {
       warnings: this.warnings.map((w) => ({ ...w })),
       forcedLogProbs: chooser.forcing ? chooser.forcedLogProbs : undefined,
     };
+  }
+
+  /** The `attn_bias.*` feeds of a run appending `n` entries, where the cache counts merged entries and the decoder takes them. */
+  private massFeeds(n: number): Record<string, Tensor> {
+    const store = this.store;
+    return this.model.takesMassBias && store instanceof CpuKvStore && this.policy?.mass ? store.massFeeds(n) : {};
   }
 
   /** The run's attention importance per layer; null without scores, or when the run was not asked for them. */

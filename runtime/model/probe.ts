@@ -1,5 +1,6 @@
 // `auto`'s measured probe: one short, fixed decode workload timed on a GPU provider's decoder and on the CPU's,
 // and the rule that picks between them. A GPU must beat the CPU by a margin, so that noise does not flip the choice.
+import { zeroMassFeeds } from '../onnx/massBias.js';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { DEVICE_PROBE_MARGIN, type Provider } from '../protocol.js';
 import { CpuKvStore, type KvShape, type KvStore } from '../cache/store.js';
@@ -84,12 +85,12 @@ export async function startDecode(decoder: InferenceSession, provider: Provider,
   const fetches = decoderFetches(decoder.outputNames, provider); // as Vlm.decoder fetches
   const run = async (n: number): Promise<number> => {
     const t = performance.now();
-    const feeds = {
+    const feeds = zeroMassFeeds(decoder.inputNames, {
       inputs_embeds: dummyEmbeds(n, hiddenSize, half, store.length),
       attention_mask: ones(store.length + n),
       ...(takesPositions ? { position_ids: positionIds(store.length, n) } : {}),
       ...store.feeds(),
-    };
+    });
     const out = await (fetches ? decoder.run(feeds, fetches) : decoder.run(feeds));
     store.adopt(out);
     lastLogits(out.logits); // the host needs the logits every step: the GPU's synchronisation point

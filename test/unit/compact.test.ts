@@ -9,6 +9,7 @@ import {
   f16ToF32,
   f32ToF16,
   planSummary,
+  slotWeights,
 } from '../../runtime/cache/compact.js';
 
 const i32 = (a: number[]) => Int32Array.from(a);
@@ -54,7 +55,7 @@ test('a single eviction is two block copies per head; in place equals a fresh co
 test('applyAssign rejects malformed input', () => {
   assert.throws(() => applyAssign(new Float32Array(6), 1, 3, 2, i32([0, 1])), /entries/);
   assert.throws(() => applyAssign(new Float32Array(5), 1, 3, 2, i32([0, 1, 2])), /elements/);
-  assert.throws(() => applyAssign(new Float32Array(6), 1, 3, 2, i32([1, 0, 2])), /non-decreasing/);
+  assert.throws(() => applyAssign(new Float32Array(6), 1, 3, 2, i32([0, -2, 1])), /invalid slot/);
   assert.throws(() => applyAssign(new Float32Array(6), 1, 3, 2, i32([0, 2, 2])), /dense/);
 });
 
@@ -92,4 +93,35 @@ test('fp16 path equals the fp32 path within fp16 rounding', () => {
   }
   // pure copies stay bitwise
   assert.equal(h.data[0], half[0]);
+});
+
+test('an unordered plan (merges from anywhere) is applied into a fresh array, with plain or count-weighted means', () => {
+  // heads 2, len 4, D 2; entry j of head h holds [100h + 10j, 100h + 10j + 1]
+  const heads = 2, len = 4, D = 2;
+  const data = Float32Array.from({ length: heads * len * D }, (_, k) => {
+    const h = Math.floor(k / (len * D)), j = Math.floor((k % (len * D)) / D), i = k % D;
+    return 100 * h + 10 * j + i;
+  });
+  // slot 0 <- entry 1; slot 1 <- entries 0 and 3 (entry 0 precedes slot 0's source: unordered); entry 2 goes
+  const assign = i32([1, 0, -1, 1]);
+  assert.equal(compileAssign(assign).ordered, false);
+  assert.equal(compileAssign(i32([0, 0, -1, 1])).ordered, true);
+  const copy = Float32Array.from(data);
+  const r = applyAssign(copy, heads, len, D, assign, { inPlace: true });
+  assert.notEqual(r.data.buffer, copy.buffer, 'unordered: not in place');
+  assert.deepEqual(Array.from(copy), Array.from(data), 'the source is left as it was');
+  // head 0: [10 11] | mean([0 1], [30 31]) = [15 16]; head 1: [110 111] | [115 116]
+  assert.deepEqual(Array.from(r.data), [10, 11, 15, 16, 110, 111, 115, 116]);
+  // weights: entry 3 stands for 3 entries -> (1 x [0 1] + 3 x [30 31]) / 4 = [22.5 23.5]
+  const w = Float32Array.from([1, 1, 1, 3]);
+  const rw = applyAssign(data, heads, len, D, assign, { weights: w });
+  assert.deepEqual(Array.from(rw.data), [10, 11, 22.5, 23.5, 110, 111, 122.5, 123.5]);
+  assert.deepEqual(Array.from(slotWeights(assign, w)), [1, 4]);
+  // the fp16 path agrees (these values are exact in fp16)
+  const half = applyAssignHalf(Uint16Array.from(data, f32ToF16), heads, len, D, assign, { weights: w });
+  assert.deepEqual(Array.from(half.data, f16ToF32), Array.from(rw.data));
+  // all-ones weights are the plain mean, bit for bit
+  const ones = applyAssign(data, heads, len, D, i32([0, 0, 1, 1]), { weights: new Float32Array(4).fill(1) });
+  assert.deepEqual(Array.from(ones.data), Array.from(applyAssign(data, heads, len, D, i32([0, 0, 1, 1])).data));
+  assert.throws(() => applyAssign(data, heads, len, D, assign, { weights: new Float32Array(3) }), /weights/);
 });

@@ -13,6 +13,7 @@ import { BOOL, F32, GraphBuilder, I32, I64, decodeModel, encodeModel, randn, rng
 import { NoAttentionError, UnsupportedModelError, rewriteForImportance } from '../../runtime/onnx/importance.js';
 import { deriveScoredDecoder } from '../../runtime/onnx/derive.js';
 import { lastPositionLogits } from '../../runtime/onnx/lastLogits.js';
+import { zeroMassFeeds } from '../../runtime/onnx/massBias.js';
 
 let ort: typeof OrtTypes;
 before(async () => {
@@ -203,7 +204,8 @@ type Results = Record<string, { dims: readonly number[]; data: Float32Array }>;
 async function run(bytes: Uint8Array, feeds: Feeds): Promise<Results> {
   const s = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], logSeverityLevel: 3 });
   try {
-    const out = await s.run(feeds);
+    // Unfused attention takes Elastic's mass bias (massBias.ts): zeros change nothing.
+    const out = await s.run(zeroMassFeeds(s.inputNames, feeds));
     const res: Results = {};
     for (const [k, v] of Object.entries(out)) res[k] = { dims: v.dims, data: v.data as Float32Array };
     return res;
@@ -483,13 +485,17 @@ describe('rewriteForImportance: unfused Softmax attention', () => {
     assert.deepEqual(reduces.map((n) => n.opType), ['ReduceMean']);
     assert.equal(reduces[0].input!.length, 1);
     assert.deepEqual(reduces[0].attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [1, 2]);
-    const unsq = nodes.find((x) => x.opType === 'Unsqueeze')!;
+    const unsq = nodes.find((x) => x.opType === 'Unsqueeze' && !x.input![0].startsWith('attn_bias'))!;
     assert.equal(unsq.input!.length, 1);
     assert.deepEqual(unsq.attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [0]);
+    // the mass bias ([B, T] -> [B, 1, 1, T]) takes the axes attribute too
+    const bias = nodes.find((x) => x.opType === 'Unsqueeze' && x.input![0] === 'attn_bias.0')!;
+    assert.deepEqual(bias.attribute!.find((a) => a.name === 'axes')!.ints!.map(Number), [1, 2]);
     const scores = randn(rng(5), 24, 3);
     const out = await run(encodeModel(res.model), {
       scores: new ort.Tensor('float32', scores, [1, 2, 3, 4]),
       v: new ort.Tensor('float32', new Float32Array(16), [1, 2, 4, 2]),
+      'attn_bias.0': new ort.Tensor('float32', new Float32Array(4), [1, 4]),
     });
     const want = new Float64Array(4);
     for (let h = 0; h < 2; h++) {

@@ -212,9 +212,52 @@ test('product Elastic decode re-rank: the lowest accumulated entry outside sinks
   assert.deepEqual([...plan![0]], [0, 1, 2, 3, -1, 4, 5]);
 });
 
-test('remapFlags follows a plan: one flag per new slot, from the first entry of the slot', async () => {
+test('remapFlags follows a plan: one flag per new slot, set when any entry of the slot is flagged', async () => {
   const { remapFlags } = await import('../../runtime/cache/policies/elasticQuestion.js');
   assert.deepEqual([...remapFlags(Uint8Array.from([1, 0, 1, 1, 0]), Int32Array.from([0, -1, 1, 1, 2]))], [1, 1, 0]);
+  // an unordered merge: entry 0 (unflagged) joins slot 1, whose kept entry 3 is flagged
+  assert.deepEqual([...remapFlags(Uint8Array.from([0, 0, 0, 1]), Int32Array.from([1, 0, -1, 1]))], [0, 1]);
+});
+
+test('similarMergeAssign: a dropped image entry joins the kept image entry with the most similar key (cosine over the KV heads)', async () => {
+  const { similarMergeAssign } = await import('../../runtime/cache/policies/elasticQuestion.js');
+  // one KV head, headDim 2; entries: 0 text kept, 1 image kept [1 0], 2 image dropped [0.9 0.1], 3 image kept [0 1],
+  // 4 image dropped [0.1 2] (length does not matter, direction does), 5 text dropped
+  const keys = Float32Array.from([5, 5, 1, 0, 0.9, 0.1, 0, 1, 0.1, 2, 1, 1]);
+  const keep = Uint8Array.from([1, 1, 0, 1, 0, 0]);
+  const image = Uint8Array.from([0, 1, 1, 1, 1, 0]);
+  assert.deepEqual([...similarMergeAssign(keep, image, keys, 1, 2)], [0, 1, 1, 2, 2, -1]);
+  // an early dropped entry may join a later anchor (unordered): entry 1 [0 1] -> entry 3 [0 2], not entry 2 [1 0]
+  assert.deepEqual([...similarMergeAssign(Uint8Array.from([1, 0, 1, 1]), Uint8Array.from([0, 1, 1, 1]), Float32Array.from([1, 1, 0, 1, 1, 0, 0, 2]), 1, 2)], [0, 2, 1, 2]);
+  // two KV heads: the heads are one vector. Entry 2 is [1 0 | 0 1]: head 0 alone would pick entry 0 ([1 0 | 1 0]),
+  // both heads together pick entry 1 ([0.6 0.8 | 0 1]: cosine 0.8 against 0.5)
+  const two = Float32Array.from([
+    1, 0, 0.6, 0.8, 1, 0, // head 0: entries 0, 1, 2
+    1, 0, 0, 1, 0, 1, //     head 1
+  ]);
+  assert.deepEqual([...similarMergeAssign(Uint8Array.from([1, 1, 0]), Uint8Array.from([1, 1, 1]), two, 2, 2)], [0, 1, 1]);
+  // no kept image entry: dropped image entries are evicted
+  assert.deepEqual([...similarMergeAssign(Uint8Array.from([1, 0]), Uint8Array.from([0, 1]), Float32Array.from([1, 0, 0, 1]), 1, 2)], [0, -1]);
+  assert.throws(() => similarMergeAssign(Uint8Array.from([1, 0]), Uint8Array.from([0, 1]), new Float32Array(3), 1, 2), /keys/);
+});
+
+test('product Elastic merges by key similarity where the keys are given, by adjacency where not; mass is on by default', () => {
+  const imageMask = Uint8Array.from([0, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  // keep 0.6: the sink 0, the question 7..9 and the two hot image entries 2 and 5 (6 of 10). One KV head, headDim 2:
+  // entries 2, 4, 6 point one way, 1, 3, 5 the other.
+  const keys = new Float32Array(20);
+  for (let j = 0; j < 10; j++) keys.set(j % 2 === 0 ? [1, 0] : [0, 1], 2 * j);
+  const ctx = { cacheLength: 10, newEntries: 10, tokensSeen: 10, scores: null, numLayers: 1, window: [hotWindow(10, [2, 5])], imageMask, kvHeads: 1 };
+  const opts = { keep: 0.6, startSize: 1, kernel: 1, protectGlobal: false };
+  const similar = new QuestionElasticPolicy(opts);
+  assert.equal(similar.mass, true);
+  // slots: 0 -> 0, 2 -> 1, 5 -> 2, 7..9 -> 3..5; by key: 1 and 3 join entry 5, 4 and 6 join entry 2
+  assert.deepEqual([...similar.afterPrefill({ ...ctx, keys: () => keys, headDim: 2 })![0]], [0, 2, 1, 2, 1, 2, 1, 3, 4, 5]);
+  // without keys (the GPU store): the adjacent image entry, the earlier side first
+  const adjacent = [0, 1, 1, 1, 2, 2, 2, 3, 4, 5];
+  assert.deepEqual([...new QuestionElasticPolicy(opts).afterPrefill(ctx)![0]], adjacent);
+  assert.deepEqual([...new QuestionElasticPolicy({ ...opts, similar: false }).afterPrefill({ ...ctx, keys: () => keys, headDim: 2 })![0]], adjacent);
+  assert.equal(new QuestionElasticPolicy({ ...opts, mass: false }).mass, false);
 });
 
 test('product Elastic keepProtected: decode re-ranking never evicts the question while other candidates remain', () => {

@@ -9,8 +9,11 @@
 //  3. always kept: the sinks [0, startSize), the question (the text after the image) and, room permitting, the global
 //     image (the prompt's last run of image tokens: the thumbnail of the whole picture); the rest of the budget goes
 //     to the highest pooled scores: the anchors;
-//  4. a dropped image entry merges into an adjacent surviving image entry (`mergeRadius` 1: same modality, the next
-//     patch; plain mean); text is never merged.
+//  4. a dropped image entry merges into the surviving image entry whose key is most similar (`similar`: cosine over
+//     the KV heads; same modality), and the merge keeps the attention mass of what it merged (`mass`: the mean of the
+//     keys and of the values weighted by the entries each stands for, and log(count) added to the entry's attention
+//     logits, as token merging's proportional attention does). Text is never merged. Where the keys cannot be read
+//     (the GPU store) or with `perHead`, a dropped image entry merges into an adjacent one (`mergeRadius` 1).
 // Stage 2 (each decode step), default: the fixed offset is the recent window: the `rerank` (32) newest entries and the
 // sinks stay, and once over budget the entry with the lowest accumulated importance (its stage-1 pooled score plus
 // the attention the decode steps gave it) goes. `rerank: 0` is the paper's rule: evict at the fixed index
@@ -64,19 +67,63 @@ export function sameModalityMergeAssign(keep: Uint8Array, image: Uint8Array, rad
   return assign;
 }
 
-/** Per-entry flags after a plan: one per new slot, from the first entry that lands in it. */
+/**
+ * Assign for one layer from a keep mask: a dropped image entry merges into the kept image entry whose key is most
+ * similar to its own (cosine of the keys of all KV heads together; ties: the earlier), text is evicted. `keys` is
+ * [heads, len, headDim]. Slots follow the kept entries in order; the merges come from anywhere (an unordered plan,
+ * compact.ts).
+ */
+export function similarMergeAssign(keep: Uint8Array, image: Uint8Array, keys: Float32Array, heads: number, headDim: number): LayerAssign {
+  const len = keep.length;
+  if (keys.length !== heads * len * headDim) throw new RangeError(`keys have ${keys.length} values, expected ${heads}x${len}x${headDim}`);
+  const assign = new Int32Array(len).fill(-1);
+  const anchors: number[] = [];
+  let n = 0;
+  for (let j = 0; j < len; j++) {
+    if (!keep[j]) continue;
+    if (image[j]) anchors.push(j);
+    assign[j] = n++;
+  }
+  if (!anchors.length) return assign;
+  // Unit vectors per entry over all heads, then one dot product per (dropped, anchor) pair.
+  const W = heads * headDim;
+  const unit = (j: number): Float32Array => {
+    const v = new Float32Array(W);
+    let s = 0;
+    for (let h = 0; h < heads; h++) {
+      const o = (h * len + j) * headDim;
+      for (let d = 0; d < headDim; d++) s += (v[h * headDim + d] = keys[o + d]) ** 2;
+    }
+    const r = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let i = 0; i < W; i++) v[i] *= r;
+    return v;
+  };
+  const A = anchors.map(unit);
+  for (let j = 0; j < len; j++) {
+    if (keep[j] || !image[j]) continue;
+    const u = unit(j);
+    let best = 0;
+    let bestDot = -Infinity;
+    for (let a = 0; a < A.length; a++) {
+      const v = A[a];
+      let dot = 0;
+      for (let i = 0; i < W; i++) dot += u[i] * v[i];
+      if (dot > bestDot) {
+        bestDot = dot;
+        best = a;
+      }
+    }
+    assign[j] = assign[anchors[best]];
+  }
+  return assign;
+}
+
+/** Per-entry flags after a plan: one per new slot, set when any entry that lands in it is flagged. */
 export function remapFlags(flags: Uint8Array, assign: LayerAssign): Uint8Array {
   let n = 0;
   for (let j = 0; j < assign.length; j++) if (assign[j] + 1 > n) n = assign[j] + 1;
   const out = new Uint8Array(n);
-  const seen = new Uint8Array(n);
-  for (let j = 0; j < assign.length; j++) {
-    const a = assign[j];
-    if (a >= 0 && !seen[a]) {
-      seen[a] = 1;
-      out[a] = flags[j];
-    }
-  }
+  for (let j = 0; j < assign.length; j++) if (assign[j] >= 0 && flags[j]) out[assign[j]] = 1;
   return out;
 }
 
@@ -87,6 +134,19 @@ export function stackHeads(rows: LayerAssign[]): LayerAssign {
   const out = new Int32Array(rows.length * len);
   rows.forEach((r, h) => out.set(r, h * len));
   return out;
+}
+
+/** The query-agnostic share (`blend`): `score` mixed in place with the column sums per seeing query (ObservedAttention),
+ * scaled to the window score's mean. */
+function blendScores(score: Float32Array, agnostic: Float32Array, blend: number): void {
+  let a = 0;
+  let b = 0;
+  for (let j = 0; j < score.length; j++) {
+    a += score[j];
+    b += agnostic[j];
+  }
+  const f = b > 0 ? a / b : 0;
+  for (let j = 0; j < score.length; j++) score[j] = (1 - blend) * score[j] + blend * f * agnostic[j];
 }
 
 /** `flags` grown to `len` entries, the new ones set to `value`. */
@@ -114,6 +174,8 @@ export class QuestionElasticPolicy implements CachePolicy {
   readonly window: number;
   readonly kernel: number;
   readonly mergeRadius: number;
+  readonly similar: boolean;
+  readonly mass: boolean;
   readonly protectQuestion: boolean;
   readonly protectGlobal: boolean;
   readonly blend: number;
@@ -143,6 +205,8 @@ export class QuestionElasticPolicy implements CachePolicy {
     this.window = opts.window ?? ANSWERS_WINDOW;
     this.kernel = opts.kernel ?? ANSWERS_KERNEL;
     this.mergeRadius = opts.mergeRadius ?? ANSWERS_MERGE_RADIUS;
+    this.similar = opts.similar ?? true;
+    this.mass = opts.mass ?? true;
     this.protectQuestion = opts.protectQuestion ?? true;
     this.protectGlobal = opts.protectGlobal ?? true;
     this.blend = opts.blend ?? 0;
@@ -235,6 +299,14 @@ export class QuestionElasticPolicy implements CachePolicy {
     return this.stack(lanes);
   }
 
+  /** Lane l's (layer L's) assign from its keep mask: the similarity merge per layer where the store gives the keys,
+   * else (the GPU store, per-KV-head lanes) the adjacent one. */
+  private mergeAssign(ctx: PrefillContext, mask: Uint8Array, l: number, L: number): LayerAssign {
+    return this.similar && this.groups === 1 && ctx.keys && ctx.headDim
+      ? similarMergeAssign(mask, this.image[l], ctx.keys(L), ctx.kvHeads ?? 1, ctx.headDim)
+      : sameModalityMergeAssign(mask, this.image[l], this.mergeRadius);
+  }
+
   afterPrefill(ctx: PrefillContext): CachePlan {
     if (!ctx.window) {
       throw new Error('elastic: needs the per-head attention of the question at prefill (attn_window.*), but the decoder gave none');
@@ -270,18 +342,7 @@ export class QuestionElasticPolicy implements CachePolicy {
         // lane l: layer L's KV head g (per layer: lane = layer, every query head)
         const L = Math.floor(l / G);
         let score = G > 1 ? this.laneWindow(ctx, L, l % G, q) : windowScore(window[L], q);
-        if (this.blend > 0 && ctx.scores) {
-          // Query-agnostic part: the column sums per seeing query (ObservedAttention), scaled to the window's mean.
-          const agn = perQuery(ctx.scores[L], len, n);
-          let a = 0;
-          let b = 0;
-          for (let j = 0; j < len; j++) {
-            a += score[j];
-            b += agn[j];
-          }
-          const f = b > 0 ? a / b : 0;
-          for (let j = 0; j < len; j++) score[j] = (1 - this.blend) * score[j] + this.blend * f * agn[j];
-        }
+        if (this.blend > 0 && ctx.scores) blendScores(score, perQuery(ctx.scores[L], len, n), this.blend);
         const pooled = avgPool1d(score, this.kernel, this.startSize, len - tail);
         // keepProtected: what an earlier turn protected (its question, the global image) stays protected
         let pl = protect;
@@ -292,7 +353,7 @@ export class QuestionElasticPolicy implements CachePolicy {
         }
         const mask = topKeep(pooled, keep, pl);
         if (this.rerank > 0) this.acc[l] = Float64Array.from(pooled.filter((_, j) => mask[j] === 1));
-        const assign = sameModalityMergeAssign(mask, this.image[l], this.mergeRadius);
+        const assign = this.mergeAssign(ctx, mask, l, L);
         this.image[l] = remapFlags(this.image[l], assign);
         this.kept[l] = remapFlags(pl, assign);
         return assign;
