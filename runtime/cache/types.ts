@@ -133,6 +133,11 @@ export interface CachePolicy {
   readonly stepScores?: boolean;
   /** After a prompt (first turn or follow-up) was prefilled. */
   afterPrefill(ctx: PrefillContext): CachePlan;
+  /**
+   * The same plan where part of the planning runs better off the JS thread (Elastic's key search runs in
+   * onnxruntime); the conversation calls it when a policy has it.
+   */
+  afterPrefillAsync?(ctx: PrefillContext): Promise<CachePlan>;
   /** After one decode step appended one entry. */
   afterStep(ctx: StepContext): CachePlan;
 }

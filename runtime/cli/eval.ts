@@ -1,5 +1,6 @@
 // npm run eval -- [--policy P[,P]] [--keep K[,K]] [--limit N | --per-task N] [--json] [--model DIR] [--device D]
-//   [--positions absolute|compressed] [--docs DIR] [--data FILE|DIR] [--per-head on|off]
+//   [--positions absolute|compressed] [--docs DIR] [--data FILE|DIR] [--per-head on|off] [--similar on|off] [--mass on|off]
+//   (Elastic's knobs: cli/evalVariant.ts)
 //   npm run eval -- --familiarity [DIR ...]: the unfamiliar-image flag rate per set (default data/heldout,
 //   data/unfamiliar, data/heldout-real) and the accuracy by flag
 // Runs the held-out sets (data/heldout and data/heldout-real, drawn by other renderers; --data: one samples.jsonl,

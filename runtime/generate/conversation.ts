@@ -15,7 +15,7 @@ import { CpuKvStore, entryBytes, type KvShape, type KvStore } from '../cache/sto
 import { GpuKvStore, gpuEvictBatch } from '../cache/gpuStore.js';
 import { createPolicy } from '../cache/policies/index.js';
 import { planSummary } from '../cache/compact.js';
-import type { CachePlan, CachePolicy, WindowAttention } from '../cache/types.js';
+import type { CachePlan, CachePolicy, PrefillContext, WindowAttention } from '../cache/types.js';
 import type { AskResult, AskWarning, CacheOptions, CacheStats, GenerateOptions, ImageDetail, ImportanceMap, KeptPositions, Timings } from '../protocol.js';
 import { unfamiliarWarning, type FamiliarityResult } from '../model/familiarity.js';
 import { KeptTracker } from '../cache/kept.js';
@@ -321,11 +321,12 @@ export class Conversation {
     cb.onForward?.('prefill', logits, scores);
     const imageMask = this.newImageMask ?? undefined;
     this.newImageMask = null;
-    await this.apply(this.policy!.afterPrefill({
+    const ctx: PrefillContext = {
       cacheLength: store.length, newEntries: n, tokensSeen: this.tokensSeen, scores, numLayers: store.shape.layers,
-      window: this.policy!.needsWindow ? this.window(out) : null, imageMask, questionLength: question, kvHeads: store.shape.kvHeads,
+      window: policy.needsWindow ? this.window(out) : null, imageMask, questionLength: question, kvHeads: store.shape.kvHeads,
       ...(store instanceof CpuKvStore ? { keys: (l: number) => store.keysOf(l), headDim: store.shape.headDim } : {}),
-    }));
+    };
+    await this.apply(policy.afterPrefillAsync ? await policy.afterPrefillAsync(ctx) : policy.afterPrefill(ctx));
     return { logits, scores };
   }
 

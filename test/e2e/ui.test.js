@@ -335,7 +335,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     if (width.scroll > width.inner + 1) throw new Error(`horizontal overflow: ${width.scroll} > ${width.inner}`);
     const strips = await f.locator('#kept-strips rect.pos').count();
     const evicted = await f.locator('#kept-strips rect.pos.evicted').count();
-    if (strips < 6 || evicted < 1) throw new Error(`kept strips: ${strips} runs, ${evicted} evicted (h2o at the default keep 0.9 must evict)`);
+    if (strips < 6 || evicted < 1) throw new Error(`kept strips: ${strips} runs, ${evicted} evicted (h2o at the default keep 0.3 must evict)`);
     const rows = await f.locator('#kept-strips g').count();
     if (rows < 2) throw new Error(`${rows} layer rows`);
     if ((await f.locator('#growth polyline.kept').count()) !== 1 || (await f.locator('#growth polyline.budget').count()) !== 1) throw new Error('no cache-size chart with a budget line');
@@ -349,7 +349,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     const reason = await f.locator('#heat-reason').textContent();
     if (!/^H2O keeps the heavy hitters/.test(reason)) throw new Error(`reason: ${reason}`);
     const summary = await f.locator('#cache-summary').textContent();
-    if (!/^Cache: h2o, keep 90% · \d+ of \d+ tokens kept per layer \(budget \d+\)/.test(summary)) throw new Error(`summary: ${summary}`);
+    if (!/^Cache: h2o, keep 30% · \d+ of \d+ tokens kept per layer \(budget \d+\)/.test(summary)) throw new Error(`summary: ${summary}`);
     const metas = await f.locator('.meta').allTextContents();
     if (metas.some((m) => /\b1 tokens\b/.test(m))) throw new Error(`"1 tokens": ${metas.join(' | ')}`);
     const answer = await f.locator('#answer-6').textContent();
@@ -372,10 +372,10 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
 
   await step('a keep ratio below the safe range shows a warning', async () => {
     const f = await panelFrame(page, 'small.png');
-    if (!(await f.locator('#keep-warning').evaluate((e) => e.hidden))) throw new Error('a warning at the default keep 0.9');
+    if (!(await f.locator('#keep-warning').evaluate((e) => e.hidden))) throw new Error('a warning at the default keep 0.3');
     await f.evaluate(() => {
       const k = document.getElementById('keep');
-      k.value = '0.2';
+      k.value = '0.1';
       k.dispatchEvent(new Event('change'));
     });
     await f.waitForFunction(() => !document.getElementById('keep-warning').hidden, null, { timeout: 10000 });

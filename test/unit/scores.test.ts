@@ -330,3 +330,22 @@ for (const [name, make, minimum] of [
     }
   });
 }
+
+test('the key search through onnxruntime gives the reference loop\'s merges (random keys, 3 KV heads)', async () => {
+  const { similarMergeAssign, similarMergeAssignFast } = await import('../../runtime/cache/policies/elasticQuestion.js');
+  let s = 7;
+  const rnd = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  const len = 300, H = 3, D = 16;
+  const keys = Float32Array.from({ length: H * len * D }, rnd);
+  const image = Uint8Array.from({ length: len }, (_, j) => (j >= 4 && j < 260 ? 1 : 0));
+  const keep = Uint8Array.from({ length: len }, (_, j) => (j < 4 || j >= 280 || j % 5 === 0 ? 1 : 0));
+  const ref = similarMergeAssign(keep, image, keys, H, D);
+  assert.deepEqual([...(await similarMergeAssignFast(keep, image, keys, H, D))], [...ref]);
+  assert.ok(ref.some((a, j) => !keep[j] && a >= 0), 'some dropped entries merge');
+  // and the policy's async path plans what its sync path plans
+  const window = [hotWindow(len, [10, 50, 120], 2, 3)];
+  const ctx = { cacheLength: len, newEntries: len, tokensSeen: len, scores: null, numLayers: 1, window, imageMask: image, kvHeads: H, keys: () => keys, headDim: D };
+  const sync = new QuestionElasticPolicy({ keep: 0.3 }).afterPrefill(ctx)![0];
+  const fast = (await new QuestionElasticPolicy({ keep: 0.3 }).afterPrefillAsync(ctx))![0];
+  assert.deepEqual([...fast], [...sync]);
+});

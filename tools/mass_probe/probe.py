@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(ROOT, "train"))
 sys.path.insert(0, os.path.join(ROOT, "tools", "kvpress_check"))
 
 import torch  # noqa: E402
+from compare import avg_pool, budget_ours, top_keep  # noqa: E402  (the kvpress check's copies of scores.ts)
 
 BIAS = {}      # layer -> 1-D tensor added to the attention logits of the first len(bias) cache entries
 CAPTURE = {}   # layer -> probabilities [heads, q, T] of the last run, when CAPTURE["on"]
@@ -50,29 +51,6 @@ def biased_attention(module, query, key, value, attention_mask, scaling, dropout
     return (p @ v).transpose(1, 2).contiguous(), p
 
 
-def budget(keep, n, minimum=5):
-    return max(minimum, math.floor(keep * n + 0.5 + 1e-9))
-
-
-def avg_pool(score, kernel, lo, hi):
-    out = score.copy()
-    r = kernel // 2
-    c = np.concatenate([[0.0], np.cumsum(score[lo:hi])])
-    for j in range(lo, hi):
-        a, b = max(lo, j - r), min(hi, j + r + 1)
-        out[j] = (c[b - lo] - c[a - lo]) / kernel
-    return out
-
-
-def top_keep(score, n, protect):
-    prot = np.flatnonzero(protect)[::-1][:n]
-    if len(prot) >= n:
-        return np.sort(prot)
-    free = np.flatnonzero(~protect)
-    order = sorted(free.tolist(), key=lambda j: (-score[j], -j))
-    return np.sort(np.concatenate([prot, np.array(order[: n - len(prot)], dtype=int)]))
-
-
 def stage1(att, ids, image_id, keep, start=4, kernel=int(os.environ.get("PROBE_KERNEL", "5"))):
     """Per layer: kept positions (sorted) and the window score, as elasticQuestion.ts afterPrefill (first turn)."""
     T = len(ids)
@@ -87,7 +65,7 @@ def stage1(att, ids, image_id, keep, start=4, kernel=int(os.environ.get("PROBE_K
     while j >= 0 and img[j] and os.environ.get("PROBE_GLOBAL", "1") == "1":
         protect[j] = True
         j -= 1
-    B = budget(keep, T)
+    B = budget_ours(keep, T, start + 1)
     out = []
     for l in sorted(att):
         w = att[l][:, -q:, :].double().mean(dim=(0, 1)).numpy()
@@ -124,6 +102,8 @@ def fold(keys, vals, kept, w, img, variant):
     # similarity clusters: each dropped image entry joins the kept image entry most similar to it (cosine over all KV
     # heads; of the keys, of the values or of both by the variant's `_sim` suffix); text is only evicted.
     base, _, sim_of = variant.partition("@")
+    if base == "count_kvt":  # text merges too, into the most similar kept text entry (past the sinks)
+        return fold_text(K, V, kept, img, fold(keys, vals, kept, w, img, "count_kv"))
     kimg = [s for s, p in enumerate(kept) if img[p] or base.endswith("_any")]
     feats = {"k": [K], "v": [V], "kv": [K, V]}[sim_of or "k"]
     flat = torch.cat([f.permute(1, 0, 2).reshape(T, -1) for f in feats], 1)
@@ -144,7 +124,7 @@ def fold(keys, vals, kept, w, img, variant):
             continue
         ww = wt[g]
         if base.startswith("count"):
-            bias[s] = math.log(len(g))
+            bias[s] = float(os.environ.get("PROBE_ALPHA", "1")) * math.log(len(g))
         elif base.startswith("mass"):
             bias[s] = math.log(float(ww.sum() / max(ww[0], 1e-12)))
         if base in ("count_v", "mass_v", "count_kv"):
@@ -155,6 +135,32 @@ def fold(keys, vals, kept, w, img, variant):
             Kn[:, s] = K[:, g].mean(1)
         if base == "count_vw":
             Vn[:, s] = (V[:, g] * (ww / ww.sum())[None, :, None]).sum(1)
+    return Kn, Vn, bias
+
+
+def fold_text(K, V, kept, img, done, start=4):
+    """count_kv, then every dropped text entry past the sinks joins the kept text entry (past the sinks) with the most
+    similar key."""
+    Kn, Vn, bias = done
+    T = K.shape[1]
+    kept_set = np.zeros(T, bool)
+    kept_set[kept] = True
+    flat = K.permute(1, 0, 2).reshape(T, -1)
+    fn = flat / flat.norm(dim=1, keepdim=True)
+    kt = [s for s, p in enumerate(kept) if not img[p] and p >= start]
+    dt = [j for j in range(start, T) if not kept_set[j] and not img[j]]
+    if not kt or not dt:
+        return Kn, Vn, bias
+    best = (fn[dt] @ fn[kept[kt]].T).argmax(1).numpy()
+    groups = {}
+    for j, b in zip(dt, best):
+        groups.setdefault(kt[b], []).append(j)
+    for s, g in groups.items():
+        c = math.exp(float(bias[s]))  # what the slot already stands for (text: 1)
+        n = c + len(g)
+        Kn[:, s] = (Kn[:, s] * c + K[:, g].sum(1)) / n
+        Vn[:, s] = (Vn[:, s] * c + V[:, g].sum(1)) / n
+        bias[s] = math.log(n)
     return Kn, Vn, bias
 
 

@@ -27,6 +27,7 @@
 
 import type { CachePlan, CachePolicy, LayerAssign, PolicyOptions, PrefillContext, StepContext, WindowAttention } from '../types.js';
 import { avgPool1d, kvGroup, topKeep, windowScore } from '../scores.js';
+import { nearestGraph, nearestLoop, unitRows } from '../nearest.js';
 import { budgetFor, checkKeep, stepEvictions } from './budget.js';
 import { evictRangeAssign, resolveLayers, sameForAllLayers } from './plan.js';
 import { ELASTIC_DEFAULT_START, perQuery } from './elastic.js';
@@ -68,54 +69,62 @@ export function sameModalityMergeAssign(keep: Uint8Array, image: Uint8Array, rad
 }
 
 /**
- * Assign for one layer from a keep mask: a dropped image entry merges into the kept image entry whose key is most
- * similar to its own (cosine of the keys of all KV heads together; ties: the earlier), text is evicted. `keys` is
- * [heads, len, headDim]. Slots follow the kept entries in order; the merges come from anywhere (an unordered plan,
- * compact.ts).
+ * What a similarity merge searches: the kept entries' slots, and the unit key vectors (all KV heads together) of the
+ * dropped image entries and of the kept image entries (the anchors). `keys` is [heads, len, headDim].
  */
-export function similarMergeAssign(keep: Uint8Array, image: Uint8Array, keys: Float32Array, heads: number, headDim: number): LayerAssign {
+interface SimilarSearch {
+  assign: Int32Array;
+  dropped: number[];
+  anchors: number[];
+  from: Float32Array;
+  to: Float32Array;
+  width: number;
+}
+
+function similarSearch(keep: Uint8Array, image: Uint8Array, keys: Float32Array, heads: number, headDim: number): SimilarSearch {
   const len = keep.length;
   if (keys.length !== heads * len * headDim) throw new RangeError(`keys have ${keys.length} values, expected ${heads}x${len}x${headDim}`);
   const assign = new Int32Array(len).fill(-1);
   const anchors: number[] = [];
+  const dropped: number[] = [];
   let n = 0;
   for (let j = 0; j < len; j++) {
-    if (!keep[j]) continue;
-    if (image[j]) anchors.push(j);
-    assign[j] = n++;
+    if (keep[j]) {
+      if (image[j]) anchors.push(j);
+      assign[j] = n++;
+    } else if (image[j]) dropped.push(j);
   }
-  if (!anchors.length) return assign;
-  // Unit vectors per entry over all heads, then one dot product per (dropped, anchor) pair.
-  const W = heads * headDim;
-  const unit = (j: number): Float32Array => {
-    const v = new Float32Array(W);
-    let s = 0;
-    for (let h = 0; h < heads; h++) {
-      const o = (h * len + j) * headDim;
-      for (let d = 0; d < headDim; d++) s += (v[h * headDim + d] = keys[o + d]) ** 2;
-    }
-    const r = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let i = 0; i < W; i++) v[i] *= r;
-    return v;
+  const width = heads * headDim;
+  const rows = (js: number[]) => {
+    const x = new Float32Array(js.length * width);
+    js.forEach((j, r) => {
+      for (let h = 0; h < heads; h++) x.set(keys.subarray((h * len + j) * headDim, (h * len + j + 1) * headDim), r * width + h * headDim);
+    });
+    return unitRows(x, width);
   };
-  const A = anchors.map(unit);
-  for (let j = 0; j < len; j++) {
-    if (keep[j] || !image[j]) continue;
-    const u = unit(j);
-    let best = 0;
-    let bestDot = -Infinity;
-    for (let a = 0; a < A.length; a++) {
-      const v = A[a];
-      let dot = 0;
-      for (let i = 0; i < W; i++) dot += u[i] * v[i];
-      if (dot > bestDot) {
-        bestDot = dot;
-        best = a;
-      }
-    }
-    assign[j] = assign[anchors[best]];
-  }
-  return assign;
+  return { assign, dropped, anchors, from: rows(anchors.length ? dropped : []), to: rows(anchors), width };
+}
+
+function similarAssign(s: SimilarSearch, best: Int32Array): LayerAssign {
+  if (s.anchors.length) s.dropped.forEach((j, r) => (s.assign[j] = s.assign[s.anchors[best[r]]]));
+  return s.assign;
+}
+
+/**
+ * Assign for one layer from a keep mask: a dropped image entry merges into the kept image entry whose key is most
+ * similar to its own (cosine of the keys of all KV heads together; ties: the earlier), text is evicted. `keys` is
+ * [heads, len, headDim]. Slots follow the kept entries in order; the merges come from anywhere (an unordered plan,
+ * compact.ts). The reference loop; similarMergeAssignFast gives the same through onnxruntime.
+ */
+export function similarMergeAssign(keep: Uint8Array, image: Uint8Array, keys: Float32Array, heads: number, headDim: number): LayerAssign {
+  const s = similarSearch(keep, image, keys, heads, headDim);
+  return similarAssign(s, nearestLoop(s.from, s.to, s.width));
+}
+
+/** similarMergeAssign with the search run as a matrix product by onnxruntime (cache/nearest.ts). */
+export async function similarMergeAssignFast(keep: Uint8Array, image: Uint8Array, keys: Float32Array, heads: number, headDim: number): Promise<LayerAssign> {
+  const s = similarSearch(keep, image, keys, heads, headDim);
+  return similarAssign(s, await nearestGraph(s.from, s.to, s.width));
 }
 
 /** Per-entry flags after a plan: one per new slot, set when any entry that lands in it is flagged. */
@@ -299,15 +308,36 @@ export class QuestionElasticPolicy implements CachePolicy {
     return this.stack(lanes);
   }
 
-  /** Lane l's (layer L's) assign from its keep mask: the similarity merge per layer where the store gives the keys,
-   * else (the GPU store, per-KV-head lanes) the adjacent one. */
-  private mergeAssign(ctx: PrefillContext, mask: Uint8Array, l: number, L: number): LayerAssign {
-    return this.similar && this.groups === 1 && ctx.keys && ctx.headDim
-      ? similarMergeAssign(mask, this.image[l], ctx.keys(L), ctx.kvHeads ?? 1, ctx.headDim)
+  /** Whether lane merges search the keys (per layer, where the store gives them; else the adjacent rule). */
+  private searchesKeys(ctx: PrefillContext): boolean {
+    return this.similar && this.groups === 1 && !!ctx.keys && !!ctx.headDim;
+  }
+
+  /** Lane l's (layer l's) assign from its keep mask by the reference loop, or by adjacency (the GPU store, per-KV-head lanes). */
+  private mergeAssign(ctx: PrefillContext, mask: Uint8Array, l: number): LayerAssign {
+    return this.searchesKeys(ctx)
+      ? similarMergeAssign(mask, this.image[l], ctx.keys!(l), ctx.kvHeads ?? 1, ctx.headDim!)
       : sameModalityMergeAssign(mask, this.image[l], this.mergeRadius);
   }
 
   afterPrefill(ctx: PrefillContext): CachePlan {
+    const sel = this.select(ctx);
+    return this.commit(ctx, sel, sel?.masks.map((m, l) => this.mergeAssign(ctx, m, l)) ?? null);
+  }
+
+  /** afterPrefill with the key search run by onnxruntime (cache/nearest.ts): the same plan, sooner at real size. */
+  async afterPrefillAsync(ctx: PrefillContext): Promise<CachePlan> {
+    const sel = this.select(ctx);
+    if (!sel || !this.searchesKeys(ctx)) return this.commit(ctx, sel, sel?.masks.map((m, l) => this.mergeAssign(ctx, m, l)) ?? null);
+    const assigns = await Promise.all(sel.masks.map((m, l) => similarMergeAssignFast(m, this.image[l], ctx.keys!(l), ctx.kvHeads ?? 1, ctx.headDim!)));
+    return this.commit(ctx, sel, assigns);
+  }
+
+  /**
+   * Stage 1's selection: per lane the keep mask, its protected entries and pooled scores; null when everything fits.
+   * Records the layers, lanes and image flags of the new entries.
+   */
+  private select(ctx: PrefillContext): { masks: Uint8Array[]; protect: Uint8Array[]; pooled: Float32Array[]; q: number; keep: number } | null {
     if (!ctx.window) {
       throw new Error('elastic: needs the per-head attention of the question at prefill (attn_window.*), but the decoder gave none');
     }
@@ -326,53 +356,64 @@ export class QuestionElasticPolicy implements CachePolicy {
     const asked = Math.min(question, ctx.questionLength ?? question);
     const q = Math.min(this.windowSet ? this.window : asked, n, ctx.window[0].queries);
     const keep = Math.min(len, this.budget(ctx.tokensSeen));
-    let plan: CachePlan = null;
-    if (keep < len) {
-      const protect = new Uint8Array(len);
-      for (let j = 0; j < Math.min(this.startSize, len); j++) protect[j] = 1;
-      const tail = this.protectQuestion ? question : 1;
-      for (let j = Math.max(0, len - tail); j < len; j++) protect[j] = 1;
-      // The global image (the thumbnail of the whole picture, the prompt's last run of image tokens): always kept
-      // with `protectGlobal`, if the budget has room after the question (topKeep keeps the latest protected first).
-      if (this.protectGlobal && lastImage >= 0) {
-        for (let j = lastImage; j >= 0 && newImage[j]; j--) protect[len - n + j] = 1;
-      }
-      const window = ctx.window;
-      const laneAssigns = Array.from({ length: lanes }, (_, l) => {
-        // lane l: layer L's KV head g (per layer: lane = layer, every query head)
-        const L = Math.floor(l / G);
-        let score = G > 1 ? this.laneWindow(ctx, L, l % G, q) : windowScore(window[L], q);
-        if (this.blend > 0 && ctx.scores) blendScores(score, perQuery(ctx.scores[L], len, n), this.blend);
-        const pooled = avgPool1d(score, this.kernel, this.startSize, len - tail);
-        // keepProtected: what an earlier turn protected (its question, the global image) stays protected
-        let pl = protect;
-        if (this.keepProtected && this.kept[l]) {
-          pl = Uint8Array.from(protect);
-          const prev = this.kept[l];
-          for (let j = 0; j < Math.min(prev.length, len - n); j++) pl[j] |= prev[j];
-        }
-        const mask = topKeep(pooled, keep, pl);
-        if (this.rerank > 0) this.acc[l] = Float64Array.from(pooled.filter((_, j) => mask[j] === 1));
-        const assign = this.mergeAssign(ctx, mask, l, L);
-        this.image[l] = remapFlags(this.image[l], assign);
-        this.kept[l] = remapFlags(pl, assign);
-        return assign;
-      });
-      plan = this.stack(laneAssigns);
+    this.p = Math.max(this.startSize, keep + this.distance);
+    if (keep >= len) return { masks: [], protect: [], pooled: [], q, keep };
+    const protect = new Uint8Array(len);
+    for (let j = 0; j < Math.min(this.startSize, len); j++) protect[j] = 1;
+    const tail = this.protectQuestion ? question : 1;
+    for (let j = Math.max(0, len - tail); j < len; j++) protect[j] = 1;
+    // The global image (the thumbnail of the whole picture, the prompt's last run of image tokens): always kept
+    // with `protectGlobal`, if the budget has room after the question (topKeep keeps the latest protected first).
+    if (this.protectGlobal && lastImage >= 0) {
+      for (let j = lastImage; j >= 0 && newImage[j]; j--) protect[len - n + j] = 1;
     }
-    if (!plan) for (let l = 0; l < lanes; l++) this.kept[l] = grow(this.kept[l]?.subarray(0, len - n), len, 0);
-    if (this.rerank > 0 && !plan) {
+    const out = { masks: [] as Uint8Array[], protect: [] as Uint8Array[], pooled: [] as Float32Array[], q, keep };
+    for (let l = 0; l < lanes; l++) {
+      // lane l: layer L's KV head g (per layer: lane = layer, every query head)
+      const L = Math.floor(l / G);
+      const score = G > 1 ? this.laneWindow(ctx, L, l % G, q) : windowScore(ctx.window[L], q);
+      if (this.blend > 0 && ctx.scores) blendScores(score, perQuery(ctx.scores[L], len, n), this.blend);
+      const pooled = avgPool1d(score, this.kernel, this.startSize, len - tail);
+      // keepProtected: what an earlier turn protected (its question, the global image) stays protected
+      let pl = protect;
+      if (this.keepProtected && this.kept[l]) {
+        pl = Uint8Array.from(protect);
+        const prev = this.kept[l];
+        for (let j = 0; j < Math.min(prev.length, len - n); j++) pl[j] |= prev[j];
+      }
+      out.masks.push(topKeep(pooled, keep, pl));
+      out.protect.push(pl);
+      out.pooled.push(pooled);
+    }
+    return out;
+  }
+
+  /** The plan from the lanes' assigns (none: everything fits), and the state stage 2 and later turns read. */
+  private commit(ctx: PrefillContext, sel: ReturnType<QuestionElasticPolicy['select']>, assigns: LayerAssign[] | null): CachePlan {
+    const G = this.groups;
+    const lanes = this.layers * G;
+    const len = ctx.cacheLength;
+    const n = ctx.newEntries;
+    if (sel && assigns && assigns.length) {
+      assigns.forEach((assign, l) => {
+        if (this.rerank > 0) this.acc[l] = Float64Array.from(sel.pooled[l].filter((_, j) => sel.masks[l][j] === 1));
+        this.image[l] = remapFlags(this.image[l], assign);
+        this.kept[l] = remapFlags(sel.protect[l], assign);
+      });
+      return this.stack(assigns);
+    }
+    for (let l = 0; l < lanes; l++) this.kept[l] = grow(this.kept[l]?.subarray(0, len - n), len, 0);
+    if (this.rerank > 0) {
       // nothing dropped: the accumulator still needs this prefill's entries (window score of the question)
       for (let l = 0; l < lanes; l++) {
         const a = new Float64Array(len);
         a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - n));
-        const w = G > 1 ? this.laneWindow(ctx, Math.floor(l / G), l % G, q) : windowScore(ctx.window[l], q);
+        const w = G > 1 ? this.laneWindow(ctx, Math.floor(l / G), l % G, sel!.q) : windowScore(ctx.window![l], sel!.q);
         for (let j = len - n; j < len; j++) a[j] = w[j];
         this.acc[l] = a;
       }
     }
-    this.p = Math.max(this.startSize, Math.min(len, keep) + this.distance);
-    return plan;
+    return null;
   }
 
   afterStep(ctx: StepContext): CachePlan {

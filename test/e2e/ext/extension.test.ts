@@ -58,11 +58,12 @@ describe('Elastic VLM in the extension host', function () {
 
   it('rejects invalid settings with a message and keeps the previous valid value', async () => {
     const a = await api();
-    await setSetting('cacheKeep', 0.3);
-    assert.equal(a.settings.current.cacheKeep, 0.3);
+    // 0.55, not the default (0.3): the previous valid value kept must be the one set
+    await setSetting('cacheKeep', 0.55);
+    assert.equal(a.settings.current.cacheKeep, 0.55);
     await setSetting('cacheKeep', 7);
-    assert.equal(a.settings.current.cacheKeep, 0.3);
-    assert.ok(a.settings.lastProblems.some((p) => /cacheKeep = 7 must be a number from 0\.05 to 1; using 0\.3/.test(p)), a.settings.lastProblems.join('\n'));
+    assert.equal(a.settings.current.cacheKeep, 0.55);
+    assert.ok(a.settings.lastProblems.some((p) => /cacheKeep = 7 must be a number from 0\.05 to 1; using 0\.55/.test(p)), a.settings.lastProblems.join('\n'));
     await setSetting('cachePolicy', 'magic');
     assert.equal(a.settings.current.cachePolicy, 'elastic');
     await setSetting('device', 'tpu');
