@@ -7,6 +7,7 @@ import { f16Table } from '../util/half.js';
 import type { LayerAssign } from './types.js';
 import { applyAssign, applyAssignHalf, isPerHead, slotWeights } from './compact.js';
 import { newEntriesName } from '../onnx/newEntries.js';
+import { massBiasName } from '../onnx/massBias.js';
 
 export type KvDtype = 'float32' | 'float16';
 
@@ -57,9 +58,6 @@ export function entryBytes(s: KvShape): number {
   return s.layers * 2 * s.kvHeads * s.headDim * (s.dtype === 'float16' ? 2 : 4);
 }
 
-/** The decoder input that carries layer i's attention bias (onnx/massBias.ts). */
-export const massBiasName = (i: number) => `attn_bias.${i}`;
-
 export interface CpuStoreOptions {
   /**
    * Mass merging (Elastic's default): every entry counts the original entries it stands for, a merge is their
@@ -90,7 +88,9 @@ export class CpuKvStore implements KvStore {
   keysOf(i: number): Float32Array {
     const { kvHeads: H, headDim: D } = this.shape;
     const k = this.keys[i].subarray(0, H * this.len * D);
-    return k instanceof Float32Array ? k : Float32Array.from(k, (b) => f16Table()[b]);
+    if (k instanceof Float32Array) return k;
+    const table = f16Table();
+    return Float32Array.from(k, (b) => table[b]);
   }
 
   /** Per layer, the entries each cache entry stands for (1 unless mass merging merged it); null without mass. */

@@ -1,7 +1,7 @@
 // `auto`'s measured probe: one short, fixed decode workload timed on a GPU provider's decoder and on the CPU's,
 // and the rule that picks between them. A GPU must beat the CPU by a margin, so that noise does not flip the choice.
-import { zeroMassFeeds } from '../onnx/massBias.js';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { zeroMassFeeds } from '../onnx/massBias.js';
 import { DEVICE_PROBE_MARGIN, type Provider } from '../protocol.js';
 import { CpuKvStore, type KvShape, type KvStore } from '../cache/store.js';
 import { GpuKvStore } from '../cache/gpuStore.js';

@@ -13,6 +13,8 @@ import { FLOAT, type GraphIndex } from './graphIndex.js';
 import type { AttentionKind, Site } from './attentionSites.js';
 
 export const MASS_BIAS_PREFIX = 'attn_bias.';
+/** The decoder input that carries layer i's attention bias. */
+export const massBiasName = (i: number) => `${MASS_BIAS_PREFIX}${i}`;
 
 /** Whether a derived decoder of this attention kind takes the `attn_bias.*` inputs. */
 export function takesMassBias(kind: AttentionKind | string | null | undefined): boolean {
@@ -44,7 +46,7 @@ export function addMassBias(graph: onnx.IGraphProto, idx: GraphIndex, sites: Sit
   for (const si of order) {
     const site = sites[si];
     const layer = layerOf[si];
-    const name = `${MASS_BIAS_PREFIX}${layer}`;
+    const name = massBiasName(layer);
     if (idx.names.has(name)) throw new Error(`the decoder already has a tensor named ${name}`);
     idx.names.add(name);
     (graph.input ??= []).push(onnx.ValueInfoProto.create({

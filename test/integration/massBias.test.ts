@@ -9,8 +9,8 @@ import { ort } from '../../runtime/model/ort.js';
 import { createSession } from '../../runtime/model/sessions.js';
 import { readModelFolder } from '../../runtime/model/modelFolder.js';
 import { deriveScoredDecoder } from '../../runtime/onnx/derive.js';
-import { MASS_BIAS_PREFIX, takesMassBias } from '../../runtime/onnx/massBias.js';
-import { CpuKvStore, massBiasName } from '../../runtime/cache/store.js';
+import { MASS_BIAS_PREFIX, massBiasName, takesMassBias } from '../../runtime/onnx/massBias.js';
+import { CpuKvStore } from '../../runtime/cache/store.js';
 
 const MODEL = 'models/default';
 

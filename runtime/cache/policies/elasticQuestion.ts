@@ -322,22 +322,22 @@ export class QuestionElasticPolicy implements CachePolicy {
 
   afterPrefill(ctx: PrefillContext): CachePlan {
     const sel = this.select(ctx);
-    return this.commit(ctx, sel, sel?.masks.map((m, l) => this.mergeAssign(ctx, m, l)) ?? null);
+    return this.commit(ctx, sel, sel.masks.map((m, l) => this.mergeAssign(ctx, m, l)));
   }
 
   /** afterPrefill with the key search run by onnxruntime (cache/nearest.ts): the same plan, sooner at real size. */
   async afterPrefillAsync(ctx: PrefillContext): Promise<CachePlan> {
     const sel = this.select(ctx);
-    if (!sel || !this.searchesKeys(ctx)) return this.commit(ctx, sel, sel?.masks.map((m, l) => this.mergeAssign(ctx, m, l)) ?? null);
+    if (!this.searchesKeys(ctx)) return this.commit(ctx, sel, sel.masks.map((m, l) => this.mergeAssign(ctx, m, l)));
     const assigns = await Promise.all(sel.masks.map((m, l) => similarMergeAssignFast(m, this.image[l], ctx.keys!(l), ctx.kvHeads ?? 1, ctx.headDim!)));
     return this.commit(ctx, sel, assigns);
   }
 
   /**
-   * Stage 1's selection: per lane the keep mask, its protected entries and pooled scores; null when everything fits.
-   * Records the layers, lanes and image flags of the new entries.
+   * Stage 1's selection: per lane the keep mask, its protected entries and pooled scores (no lanes when everything
+   * fits). Records the layers, lanes, image flags of the new entries and the eviction index.
    */
-  private select(ctx: PrefillContext): { masks: Uint8Array[]; protect: Uint8Array[]; pooled: Float32Array[]; q: number; keep: number } | null {
+  private select(ctx: PrefillContext): { masks: Uint8Array[]; protect: Uint8Array[]; pooled: Float32Array[]; q: number } {
     if (!ctx.window) {
       throw new Error('elastic: needs the per-head attention of the question at prefill (attn_window.*), but the decoder gave none');
     }
@@ -357,7 +357,7 @@ export class QuestionElasticPolicy implements CachePolicy {
     const q = Math.min(this.windowSet ? this.window : asked, n, ctx.window[0].queries);
     const keep = Math.min(len, this.budget(ctx.tokensSeen));
     this.p = Math.max(this.startSize, keep + this.distance);
-    if (keep >= len) return { masks: [], protect: [], pooled: [], q, keep };
+    if (keep >= len) return { masks: [], protect: [], pooled: [], q };
     const protect = new Uint8Array(len);
     for (let j = 0; j < Math.min(this.startSize, len); j++) protect[j] = 1;
     const tail = this.protectQuestion ? question : 1;
@@ -367,7 +367,7 @@ export class QuestionElasticPolicy implements CachePolicy {
     if (this.protectGlobal && lastImage >= 0) {
       for (let j = lastImage; j >= 0 && newImage[j]; j--) protect[len - n + j] = 1;
     }
-    const out = { masks: [] as Uint8Array[], protect: [] as Uint8Array[], pooled: [] as Float32Array[], q, keep };
+    const out = { masks: [] as Uint8Array[], protect: [] as Uint8Array[], pooled: [] as Float32Array[], q };
     for (let l = 0; l < lanes; l++) {
       // lane l: layer L's KV head g (per layer: lane = layer, every query head)
       const L = Math.floor(l / G);
@@ -389,12 +389,12 @@ export class QuestionElasticPolicy implements CachePolicy {
   }
 
   /** The plan from the lanes' assigns (none: everything fits), and the state stage 2 and later turns read. */
-  private commit(ctx: PrefillContext, sel: ReturnType<QuestionElasticPolicy['select']>, assigns: LayerAssign[] | null): CachePlan {
+  private commit(ctx: PrefillContext, sel: ReturnType<QuestionElasticPolicy['select']>, assigns: LayerAssign[]): CachePlan {
     const G = this.groups;
     const lanes = this.layers * G;
     const len = ctx.cacheLength;
     const n = ctx.newEntries;
-    if (sel && assigns && assigns.length) {
+    if (assigns.length) {
       assigns.forEach((assign, l) => {
         if (this.rerank > 0) this.acc[l] = Float64Array.from(sel.pooled[l].filter((_, j) => sel.masks[l][j] === 1));
         this.image[l] = remapFlags(this.image[l], assign);
@@ -408,7 +408,7 @@ export class QuestionElasticPolicy implements CachePolicy {
       for (let l = 0; l < lanes; l++) {
         const a = new Float64Array(len);
         a.set((this.acc[l] ?? new Float64Array(0)).subarray(0, len - n));
-        const w = G > 1 ? this.laneWindow(ctx, Math.floor(l / G), l % G, sel!.q) : windowScore(ctx.window![l], sel!.q);
+        const w = G > 1 ? this.laneWindow(ctx, Math.floor(l / G), l % G, sel.q) : windowScore(ctx.window![l], sel.q);
         for (let j = len - n; j < len; j++) a[j] = w[j];
         this.acc[l] = a;
       }
