@@ -41,8 +41,8 @@ export const DEFAULT_KEEP = 0.3;
  * Below this kept fraction the panel and the chat warn that answers may lose detail: the lowest measured budget
  * whose accuracy interval still holds the full cache's accuracy and whose descriptions keep ROUGE-L >= 0.90 (0.2:
  * 0.958 [0.933, 0.983] against 0.975, ROUGE-L 0.916; 0.1: 0.929 [0.896, 0.958], ROUGE-L 0.695). Measured where the
- * merges keep their mass (the CPU store and a decoder with attn_bias.*); elsewhere (WebGPU, fused attention) the
- * merges are plainer and lose more at the same budget (docs/elastic-cache.md).
+ * merges keep their mass (the CPU store and a decoder with attn_bias.*); on WebGPU the merges are plainer and lose
+ * more at the same budget (docs/elastic-cache.md).
  */
 export const SAFE_KEEP_MIN = 0.2;
 

@@ -25,10 +25,10 @@ export { NoAttentionError, type AttentionKind } from './attentionSites.js';
 export { UnsupportedModelError } from './graphIndex.js';
 
 /** Bump when the rewrite's output changes: derived files of older versions are then ignored. */
-// 21: attn_bias.* inputs on unfused attention (massBias.ts). 20: the positions decoder outputs attn_query.* (queries.ts). 19: new.* outputs. 18: the reductions listed last, layer 0's last; logits of the last position only. 17: the
+// 22: attn_bias.* on GroupQueryAttention too. 21: attn_bias.* inputs on unfused attention (massBias.ts). 20: the positions decoder outputs attn_query.* (queries.ts). 19: new.* outputs. 18: the reductions listed last, layer 0's last; logits of the last position only. 17: the
 // attn_window.* outputs and true positions for GroupQueryAttention (rotary outside it). Derived decoders are cached
 // in a folder other checkouts share: a distinctive number keeps theirs apart.
-export const REWRITE_VERSION = 21;
+export const REWRITE_VERSION = 22;
 export const IMPORTANCE_PREFIX = 'attn_importance.';
 /**
  * Per layer i, `attn_window.{i}`: float32 [batch, heads, min(W, queries), total_len], the attention probabilities of
@@ -97,7 +97,7 @@ export function rewriteForImportance(model: onnx.ModelProto, opts: RewriteOption
   // that attention matrix is freed before the next layer's is made. Appended in layer order, all 30 of a 256M
   // prefill's (53 MB each at 1,200 tokens) were alive at once (docs/real-size.md, run 6).
   graph.node = [...constants, ...(graph.node ?? []), ...byLayer.reverse().flat()];
-  // Elastic's mass merging: an attention bias per layer, in front of its softmax (massBias.ts).
+  // Elastic's mass merging: an attention bias per layer (massBias.ts).
   if (takesMassBias(found.kind)) addMassBias(graph, new GraphIndex(graph), found.sites, layerOf, opset);
   graph.output = [
     ...(graph.output ?? []),

@@ -1,5 +1,5 @@
-// The attention-mass input of the derived decoder (runtime/onnx/massBias.ts), against an identity that needs no
-// reference implementation: softmax attention over a cache holding one entry twice equals attention over the cache
+// The attention-mass input of the derived decoders (runtime/onnx/massBias.ts), unfused and GroupQueryAttention,
+// against an identity that needs no reference implementation: softmax attention over a cache holding one entry twice equals attention over the cache
 // holding it once with log(2) added to its logit. So the next-token logits of a run on [e0 .. ej, ej, .. en] must
 // equal those of a run on [e0 .. en] with attn_bias = log 2 at j, and differ from those with no bias.
 import { test } from 'node:test';
@@ -11,8 +11,15 @@ import { readModelFolder } from '../../runtime/model/modelFolder.js';
 import { deriveScoredDecoder } from '../../runtime/onnx/derive.js';
 import { MASS_BIAS_PREFIX, massBiasName, takesMassBias } from '../../runtime/onnx/massBias.js';
 import { CpuKvStore } from '../../runtime/cache/store.js';
+import { lookalike } from '../helpers/lookalike.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const MODEL = 'models/default';
+const FUSED = lookalike(['--preset', 'smolvlm-256m', '--layers', '2', '--no-image-splitting', '--format', 'fused', '--dtypes', 'fp32,fp16']);
+const work = mkdtempSync(join(tmpdir(), 'evlm-massbias-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 function seeded(n: number, seed: number, scale: number): Float32Array {
   let s = seed >>> 0;
@@ -25,10 +32,11 @@ function seeded(n: number, seed: number, scale: number): Float32Array {
 const i64 = (a: number[]) => new ort.Tensor('int64', BigInt64Array.from(a, BigInt), [1, a.length]);
 const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 
-test('attn_bias = log 2 on an entry equals holding that entry twice (the derived decoder of unfused attention)', async () => {
-  const cfg = readModelFolder(MODEL, '');
-  const d = await deriveScoredDecoder(cfg.files.decoder, {});
-  assert.equal(d.kind, 'softmax');
+/** The identity on the scored decoder derived from `modelDir` (cfg-sized random inputs, a 9-token prefill). */
+async function duplicateEqualsLog2(modelDir: string, kind: string): Promise<void> {
+  const cfg = readModelFolder(modelDir, '');
+  const d = await deriveScoredDecoder(cfg.files.decoder, { cacheDir: work });
+  assert.equal(d.kind, kind);
   assert.ok(takesMassBias(d.kind));
   const sess = await createSession(d.path, 'cpu');
   const L = cfg.numLayers;
@@ -55,6 +63,7 @@ test('attn_bias = log 2 on an entry equals holding that entry twice (the derived
   };
   const past = (f: (t: Tensor) => Tensor) => Object.fromEntries(Array.from({ length: L }, (_, i) => ['key', 'value'].map((kv) => [`past_key_values.${i}.${kv}`, f(pre[`present.${i}.${kv}`])])).flat());
   const step = new ort.Tensor('float32', seeded(cfg.hiddenSize, 11, 0.5), [1, 1, cfg.hiddenSize]);
+  // the step sits at its true position T either way (the derived decoders take position_ids)
   const run = async (n: number, pastFeeds: Record<string, Tensor>, bias: Record<string, Tensor>) =>
     (await sess.run({ inputs_embeds: step, attention_mask: i64(Array(n + 1).fill(1)), position_ids: i64([T]), ...pastFeeds, ...bias })).logits.data as Float32Array;
   const twice = await run(T + 1, past(dup), zeros(T + 2));
@@ -66,9 +75,18 @@ test('attn_bias = log 2 on an entry equals holding that entry twice (the derived
   const once = await run(T, past((t) => t), biased);
   const plain = await run(T, past((t) => t), zeros(T + 1));
   const last = (x: Float32Array) => x.subarray(x.length - cfg.vocabSize);
-  assert.ok(maxAbs(last(twice), last(once)) < 1e-4, `duplicate vs log 2 bias: ${maxAbs(last(twice), last(once))}`);
-  assert.ok(maxAbs(last(twice), last(plain)) > 1e-3, 'the bias must matter: without it the logits differ');
+  const scale = last(twice).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  assert.ok(maxAbs(last(twice), last(once)) < 1e-4 * Math.max(1, scale), `${kind}: duplicate vs log 2 bias: ${maxAbs(last(twice), last(once))} (logits up to ${scale})`);
+  assert.ok(maxAbs(last(twice), last(plain)) > 1e-3 * Math.max(1, scale), `${kind}: the bias must matter: without it the logits differ`);
   await sess.release();
+}
+
+test('attn_bias = log 2 on an entry equals holding that entry twice: unfused attention (the embedded model)', async () => {
+  await duplicateEqualsLog2(MODEL, 'softmax');
+});
+
+test('the same for GroupQueryAttention (a fused SmolVLM-256M look-alike, 2 layers): its attention_bias input', async () => {
+  await duplicateEqualsLog2(FUSED, 'gqa');
 });
 
 test('the CPU store with mass counts merged entries, weighs later merges by them and feeds log(count)', () => {

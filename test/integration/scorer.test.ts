@@ -16,6 +16,7 @@ import { AttentionScorer, buildScorerModel } from '../../runtime/model/scorer.js
 import { deriveScoredDecoder, derivePositionsDecoder } from '../../runtime/onnx/derive.js';
 import { IMPORTANCE_PREFIX, WINDOW_PREFIX, WINDOW_QUERIES } from '../../runtime/onnx/importance.js';
 import { queryName } from '../../runtime/onnx/queries.js';
+import { zeroMassFeeds } from '../../runtime/onnx/massBias.js';
 import { decodeModel } from '../../runtime/onnx/build.js';
 import { lookalike } from '../helpers/lookalike.js';
 
@@ -62,7 +63,7 @@ test('the scoring graphs (per layer and stacked) give GroupQueryAttention\'s imp
       position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, j) => BigInt(len + j)), [1, n]),
       ...past,
     };
-    const ref = await a.run(feeds);
+    const ref = await a.run(zeroMassFeeds(a.inputNames, feeds)); // the scored decoder takes Elastic's attn_bias.*
     const out = await b.run(feeds);
     // Both graphs: one chain per layer (a prefill's), and all layers stacked (a decode step's).
     for (const stacked of [false, true]) {
