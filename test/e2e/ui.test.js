@@ -273,7 +273,7 @@ async function waitTurn(frame, turn, cls = 'complete', ms = ANSWER_MS) {
     await q.press('Enter');
     await waitTurn(f, 4);
     const pol = await f.locator('#stat-policy').textContent();
-    if (!/^h2o, keep 0\.9$/.test(pol)) throw new Error(`policy shown: ${pol}`);
+    if (!/^h2o, keep 0\.3$/.test(pol)) throw new Error(`policy shown: ${pol}`);
     const note = f.locator('#turn-4 .note');
     if (!(await note.count()) || !/now h2o/.test(await note.textContent())) throw new Error('no note that the new settings start a new conversation');
     lap(`after the change: ${(await f.locator('#answer-4').textContent()).trim().slice(0, 60)} | ${pol}`);

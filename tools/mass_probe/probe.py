@@ -102,6 +102,9 @@ def fold(keys, vals, kept, w, img, variant):
     # similarity clusters: each dropped image entry joins the kept image entry most similar to it (cosine over all KV
     # heads; of the keys, of the values or of both by the variant's `_sim` suffix); text is only evicted.
     base, _, sim_of = variant.partition("@")
+    if base == "count_kv_lloyd":  # count_kv, then each dropped entry moves to the nearest cluster mean, once
+        Kn, Vn, bias = fold(keys, vals, kept, w, img, "count_kv")
+        return lloyd(K, V, kept, img, Kn)
     if base == "count_kvt":  # text merges too, into the most similar kept text entry (past the sinks)
         return fold_text(K, V, kept, img, fold(keys, vals, kept, w, img, "count_kv"))
     kimg = [s for s, p in enumerate(kept) if img[p] or base.endswith("_any")]
@@ -135,6 +138,34 @@ def fold(keys, vals, kept, w, img, variant):
             Kn[:, s] = K[:, g].mean(1)
         if base == "count_vw":
             Vn[:, s] = (V[:, g] * (ww / ww.sum())[None, :, None]).sum(1)
+    return Kn, Vn, bias
+
+
+def lloyd(K, V, kept, img, Kc):
+    """One k-means step from count_kv's clusters: every dropped image entry joins the kept image slot whose merged key
+    (the cluster mean) is the most similar; anchors stay in their own slot; keys, values and counts recomputed."""
+    T = K.shape[1]
+    kept_set = np.zeros(T, bool)
+    kept_set[kept] = True
+    kimg = [s for s, p in enumerate(kept) if img[p]]
+    di = [j for j in range(T) if not kept_set[j] and img[j]]
+    Kn = K[:, kept].clone()
+    Vn = V[:, kept].clone()
+    bias = torch.zeros(len(kept))
+    if not di or not kimg:
+        return Kn, Vn, bias
+    flat = K.permute(1, 0, 2).reshape(T, -1)
+    fn = flat / flat.norm(dim=1, keepdim=True)
+    cen = Kc[:, kimg].permute(1, 0, 2).reshape(len(kimg), -1)
+    cen = cen / cen.norm(dim=1, keepdim=True)
+    best = (fn[di] @ cen.T).argmax(1).numpy()
+    groups = {s: [int(kept[s])] for s in kimg}
+    for j, b in zip(di, best):
+        groups[kimg[b]].append(j)
+    for s, g in groups.items():
+        Kn[:, s] = K[:, g].mean(1)
+        Vn[:, s] = V[:, g].mean(1)
+        bias[s] = math.log(len(g))
     return Kn, Vn, bias
 
 
