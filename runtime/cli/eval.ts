@@ -23,7 +23,6 @@ import { listOption, parseDevice, parseIntOption, parseKeep, parsePolicy } from 
 import { bootstrap, metrics, parseShard, shardOf, type Interval, type Item } from './evalStats.js';
 import { defaultFamiliaritySets, familiarityReport } from './familiarityRates.js';
 import { VARIANT_OPTIONS, variantOptions, variantLabel, cellCache, cellLabel, type Values, type Variant } from './evalVariant.js';
-export { cellCache, cellLabel, variantLabel, type Variant } from './evalVariant.js';
 
 export interface Sample {
   image: string;

@@ -21,18 +21,13 @@ import { queryName } from '../../runtime/onnx/queries.js';
 import type { ImportanceMap } from '../../runtime/protocol.js';
 import { lookalike } from '../helpers/lookalike.js';
 import { webgpuGate } from './device.js';
+import { seeded as seededIn } from '../helpers/seeded.js';
 
 const root = join(__dirname, '..', '..');
 const image = join(root, 'media', 'samples', 'bars.png');
 const needWebgpu = webgpuGate();
+const seeded = (n: number, seed: number) => seededIn(n, seed, 2);
 
-function seeded(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32) * 4 - 2;
-  });
-}
 
 it('the scoring graphs (per layer and stacked) on WebGPU give the CPU\'s importance and window rows', { timeout: 120_000 }, async (t) => {
   if (!needWebgpu(t)) return;

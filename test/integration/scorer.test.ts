@@ -19,18 +19,12 @@ import { queryName } from '../../runtime/onnx/queries.js';
 import { zeroMassFeeds } from '../../runtime/onnx/massBias.js';
 import { decodeModel } from '../../runtime/onnx/build.js';
 import { lookalike } from '../helpers/lookalike.js';
+import { seeded } from '../helpers/seeded.js';
 
 const FUSED = lookalike(['--preset', 'smolvlm-256m', '--layers', '2', '--no-image-splitting', '--format', 'fused', '--dtypes', 'fp32,fp16']);
 const work = mkdtempSync(join(tmpdir(), 'evlm-scorer-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
-function seeded(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return ((s / 2 ** 32) * 2 - 1) * scale;
-  });
-}
 
 const maxAbs = (a: Float32Array, b: Float32Array) => {
   assert.equal(a.length, b.length);
