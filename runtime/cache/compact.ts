@@ -34,7 +34,7 @@ function compile(assign: LayerAssign, len: number): Compiled {
   if (assign.length !== len) throw new RangeError(`assign has ${assign.length} entries, cache has ${len}`);
   let newLen = 0;
   for (let j = 0; j < len; j++) {
-    if (assign[j] < -1 || !Number.isInteger(assign[j])) throw new RangeError(`entry ${j} has invalid slot ${assign[j]}`);
+    if (assign[j] < -1) throw new RangeError(`entry ${j} has invalid slot ${assign[j]}`);
     if (assign[j] + 1 > newLen) newLen = assign[j] + 1;
   }
   const perSlot = new Int32Array(newLen);

@@ -67,13 +67,57 @@ export interface CpuStoreOptions {
   mass?: boolean;
 }
 
+/**
+ * Per layer, how many original entries each cache entry stands for, and its log (the attention bias), both kept as
+ * the cache changes: appended entries count 1 (log 0) in buffers with room, so a decode step neither reallocates nor
+ * recomputes a logarithm; only a plan (store.apply) makes new ones.
+ */
+class EntryCounts {
+  private counts: Float32Array = new Float32Array(0);
+  private logs: Float32Array = new Float32Array(0);
+  private len = 0;
+
+  /** The first `len` counts (entries beyond the previous length count 1). */
+  grow(len: number): void {
+    if (len > this.counts.length) {
+      const room = len + Math.max(64, len >> 2);
+      const c = new Float32Array(room);
+      const g = new Float32Array(room);
+      c.set(this.counts.subarray(0, this.len));
+      g.set(this.logs.subarray(0, this.len));
+      this.counts = c;
+      this.logs = g;
+    }
+    if (len > this.len) {
+      this.counts.fill(1, this.len, len);
+      this.logs.fill(0, this.len, len);
+    }
+    this.len = len;
+  }
+
+  /** After a plan: `counts` are the new entries' (slotWeights). */
+  set(counts: Float32Array): void {
+    this.counts = counts;
+    this.logs = Float32Array.from(counts, Math.log);
+    this.len = counts.length;
+  }
+
+  get values(): Float32Array {
+    return this.counts.subarray(0, this.len);
+  }
+
+  get logValues(): Float32Array {
+    return this.logs.subarray(0, this.len);
+  }
+}
+
 export class CpuKvStore implements KvStore {
   readonly location = 'cpu' as const;
   // Per layer, the cache as [heads, len, head_dim] at the start of a buffer that may hold more (room to append).
   private keys: (Float32Array | Uint16Array)[] = [];
   private values: (Float32Array | Uint16Array)[] = [];
   /** With mass merging: per layer, how many original entries each entry stands for. */
-  private counts: Float32Array[] | null;
+  private counts: EntryCounts[] | null;
   private len = 0;
 
   constructor(readonly shape: KvShape, opts: CpuStoreOptions = {}) {
@@ -81,7 +125,7 @@ export class CpuKvStore implements KvStore {
       this.keys.push(this.empty(0));
       this.values.push(this.empty(0));
     }
-    this.counts = opts.mass ? Array.from({ length: shape.layers }, () => new Float32Array(0)) : null;
+    this.counts = opts.mass ? Array.from({ length: shape.layers }, () => new EntryCounts()) : null;
   }
 
   /** Layer i's keys as float32 [kvHeads, length, headDim] (a view where they are float32 already). */
@@ -95,7 +139,7 @@ export class CpuKvStore implements KvStore {
 
   /** Per layer, the entries each cache entry stands for (1 unless mass merging merged it); null without mass. */
   countsOf(i: number): Float32Array | null {
-    return this.counts ? this.counts[i].subarray(0, this.len) : null;
+    return this.counts ? this.counts[i].values : null;
   }
 
   /**
@@ -106,8 +150,7 @@ export class CpuKvStore implements KvStore {
     const f: Record<string, Tensor> = {};
     for (let i = 0; i < this.shape.layers; i++) {
       const b = new Float32Array(this.len + n);
-      const c = this.counts?.[i];
-      if (c) for (let j = 0; j < this.len; j++) b[j] = Math.log(c[j]);
+      if (this.counts) b.set(this.counts[i].logValues);
       f[massBiasName(i)] = new ort.Tensor('float32', b, [1, this.len + n]);
     }
     return f;
@@ -115,13 +158,7 @@ export class CpuKvStore implements KvStore {
 
   /** Counts grown to the cache's new length, the new entries counting 1. */
   private growCounts(): void {
-    if (!this.counts) return;
-    this.counts = this.counts.map((c) => {
-      if (c.length >= this.len) return c.subarray(0, this.len);
-      const g = new Float32Array(this.len).fill(1);
-      g.set(c);
-      return g;
-    });
+    for (const c of this.counts ?? []) c.grow(this.len);
   }
 
   get length(): number {
@@ -190,7 +227,7 @@ export class CpuKvStore implements KvStore {
       // Mass merging weighs a merge by counts; a per-KV-head plan cannot (one count per layer entry): plain means,
       // and its entries count 1 again.
       const perHead = isPerHead(plan[i], kvHeads, this.len);
-      const weights = this.counts && !perHead ? this.counts[i].subarray(0, this.len) : undefined;
+      const weights = this.counts && !perHead ? this.counts[i].values : undefined;
       for (const side of [this.keys, this.values]) {
         // In place, at the start of the buffer this store owns: no copy of the whole cache per step.
         const data = side[i].subarray(0, kvHeads * this.len * headDim);
@@ -201,7 +238,7 @@ export class CpuKvStore implements KvStore {
         if (r.data.buffer !== side[i].buffer || r.data.byteOffset !== side[i].byteOffset) side[i] = r.data;
         newLen = r.newLen;
       }
-      if (this.counts) this.counts[i] = weights ? slotWeights(plan[i], weights) : new Float32Array(newLen).fill(1);
+      this.counts?.[i].set(weights ? slotWeights(plan[i], weights) : new Float32Array(newLen).fill(1));
     }
     this.len = newLen;
   }
@@ -213,7 +250,7 @@ export class CpuKvStore implements KvStore {
   dispose(): void {
     this.keys = [];
     this.values = [];
-    if (this.counts) this.counts = this.counts.map(() => new Float32Array(0));
+    if (this.counts) this.counts = this.counts.map(() => new EntryCounts());
     this.len = 0;
   }
 }

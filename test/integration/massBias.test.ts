@@ -94,6 +94,11 @@ test('the CPU store with mass counts merged entries, weighs later merges by them
     const f = store.massFeeds(1)[massBiasName(0)];
     assert.deepEqual(f.dims, [1, 3]);
     assert.deepEqual([...(f.data as Float32Array)].map((x) => +x.toFixed(6)), [0, +Math.log(2).toFixed(6), 0]);
+    // a decode step appends an entry: it counts 1 (bias 0), the merged one still 2
+    store.adopt({ 'present.0.key': t([3, 4, 4, 5, 9, 9]), 'present.0.value': t([3, 4, 4, 5, 9, 9]) });
+    assert.deepEqual([...store.countsOf(0)!], [1, 2, 1]);
+    assert.deepEqual([...(store.massFeeds(0)[massBiasName(0)].data as Float32Array)].map((x) => +x.toFixed(6)), [0, +Math.log(2).toFixed(6), 0]);
+    await store.apply([Int32Array.from([0, 1, -1])]);
     // the next merge weighs slot 1 (two entries) twice: (1 x [3, 4] + 2 x [4, 5]) / 3
     await store.apply([Int32Array.from([0, 0])]);
     assert.deepEqual([...store.keysOf(0)].map((x) => +x.toFixed(5)), [3.66667, 4.66667]);
