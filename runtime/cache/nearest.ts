@@ -2,7 +2,7 @@
 // vectors (the dropped entries' keys over all KV heads) the index of the most similar of m unit vectors (the kept
 // image entries'), ties to the earlier. Two implementations of one rule: a plain loop (the reference, and what the
 // tests hand-check), and a small ONNX graph (MatMul + ArgMax) run by onnxruntime on the CPU, which multiplies through
-// MLAS: at SmolVLM-256M size (30 layers, ~900 x ~230 x 192 per layer) the loop took 1.0-3.0 s a prefill on 2 cores,
+// MLAS: at SmolVLM-256M size (30 layers, ~900 x ~230 x 192 per layer) the loop took 1.7-3.1 s a prefill on 2 cores,
 // the graph a few tens of ms (docs/elastic-cache.md).
 import type { InferenceSession } from 'onnxruntime-node';
 import { ort } from '../model/ort.js';
